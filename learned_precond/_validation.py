@@ -1,0 +1,143 @@
+"""Input checks shared by every preconditioner, the Krylov harness and the CLI.
+
+Each check raises with a message that names the problem and the fix, so a
+user never meets a confusing traceback from deep inside scipy or torch.
+"""
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator
+
+__all__ = ["as_matrix", "check_square", "check_rhs", "check_positive_int"]
+
+
+def as_matrix(A, *, name="A", allow_operator=False):
+    """Validate ``A`` and return it as ``csr_array``, ``ndarray`` or ``LinearOperator``.
+
+    Parameters
+    ----------
+    A : sparse array/matrix, ndarray or LinearOperator
+        The system matrix.
+    name : str
+        Name used in error messages.
+    allow_operator : bool
+        Accept a ``LinearOperator`` (returned unchanged after the shape check).
+
+    Returns
+    -------
+    csr_array, ndarray or LinearOperator
+        Sparse input becomes a canonical ``csr_array`` (duplicates summed,
+        indices sorted) in floating point; dense input a 2-D float ndarray.
+
+    Raises
+    ------
+    TypeError
+        Not a matrix, or an integer/boolean dtype.
+    NotImplementedError
+        Complex entries.
+    ValueError
+        Not square, empty, or NaN/Inf entries.
+    """
+    if isinstance(A, LinearOperator) and not sp.issparse(A):
+        if not allow_operator:
+            raise TypeError(
+                f"{name} is a LinearOperator, but this preconditioner needs the matrix "
+                f"entries; pass a scipy sparse array or a dense ndarray instead."
+            )
+        check_square(A.shape, name)
+        _check_dtype(np.dtype(A.dtype), name)
+        return A
+    if sp.issparse(A):
+        _check_dtype(A.dtype, name)
+        check_square(A.shape, name)
+        A = sp.csr_array(A, copy=True)
+        A.sum_duplicates()
+        A.sort_indices()
+        if not np.all(np.isfinite(A.data)):
+            bad = int(np.count_nonzero(~np.isfinite(A.data)))
+            raise ValueError(
+                f"{name} has {bad} NaN or Inf entries; remove or replace them "
+                f"(e.g. A.data[~np.isfinite(A.data)] = 0) before building a preconditioner."
+            )
+        return A
+    if isinstance(A, np.ndarray) or (hasattr(A, "__array__") and not np.isscalar(A)):
+        arr = np.asarray(A)
+        if arr.dtype == object:
+            raise TypeError(
+                f"{name} has dtype object; pass a numeric ndarray or a scipy sparse array."
+            )
+        _check_dtype(arr.dtype, name)
+        if arr.ndim != 2:
+            raise ValueError(
+                f"{name} must be 2-D, got an array of shape {arr.shape}; "
+                f"reshape it to (N, N)."
+            )
+        check_square(arr.shape, name)
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            raise ValueError(
+                f"{name} has {bad} NaN or Inf entries; remove or replace them before "
+                f"building a preconditioner."
+            )
+        return arr
+    raise TypeError(
+        f"{name} must be a scipy sparse array/matrix, a dense numpy array or a "
+        f"scipy LinearOperator, got {type(A).__name__}."
+    )
+
+
+def _check_dtype(dtype, name):
+    if np.issubdtype(dtype, np.complexfloating):
+        raise NotImplementedError(
+            f"{name} is complex ({dtype}); learned_precond supports real matrices only. "
+            f"Split the system into real and imaginary parts (a real 2N x 2N system) "
+            f"to use it."
+        )
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(
+            f"{name} has dtype {dtype}; preconditioners need floating point entries. "
+            f"Convert with A.astype(np.float64)."
+        )
+
+
+def check_square(shape, name="A"):
+    """Raise ``ValueError`` unless ``shape`` is a non-empty square 2-D shape."""
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {shape}.")
+    n, m = shape
+    if n != m:
+        raise ValueError(
+            f"{name} must be square, got shape {shape}; preconditioners approximate "
+            f"A^-1, which exists only for square A (for least squares use lsqr/lsmr)."
+        )
+    if n == 0:
+        raise ValueError(f"{name} is empty (shape {shape}); there is nothing to solve.")
+
+
+def check_rhs(b, n, name="b"):
+    """Return ``b`` as a float 1-D or 2-D array with ``n`` rows, or raise."""
+    b = np.asarray(b)
+    if b.dtype == object or not np.issubdtype(b.dtype, np.number):
+        raise TypeError(f"{name} must be a numeric array, got dtype {b.dtype}.")
+    if np.issubdtype(b.dtype, np.complexfloating):
+        raise NotImplementedError(
+            f"{name} is complex; solve the real and imaginary parts separately."
+        )
+    if b.ndim not in (1, 2) or b.shape[0] != n or (b.ndim == 2 and b.shape[1] != 1):
+        raise ValueError(
+            f"{name} has shape {b.shape} but A has {n} rows; pass a vector of length {n}."
+        )
+    if not np.all(np.isfinite(b)):
+        raise ValueError(f"{name} has NaN or Inf entries; fix the right-hand side.")
+    return b.astype(np.result_type(b.dtype, np.float64), copy=False).reshape(n)
+
+
+def check_positive_int(value, name, *, minimum=1):
+    """Return ``value`` as int if it is an integer >= ``minimum``, else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return int(value)
