@@ -1,0 +1,335 @@
+"""The GFMM block: a hierarchical (FMM-like) structured matrix as a torch module.
+
+Layout
+------
+``N = n_leaves * block_size`` unknowns (after padding), ``n_leaves = M = 2**K``
+leaf blocks of size ``P`` on a complete binary tree: level ``l = 0`` is the
+root, level ``K`` the leaves, node ``a`` of level ``l`` covers leaves
+``a * 2**(K-l) ... (a+1) * 2**(K-l) - 1``. Parameters of a *lower* block:
+
+==========  =====================  ==============================================
+name        shape                  role
+==========  =====================  ==============================================
+``D``       (M, P, P)              diagonal blocks (near field); absent when
+                                   ``unit_diagonal`` (the block is then I)
+``E``       (M-1, P, P)            ``E[i-1]`` couples leaf i-1 -> leaf i
+``V``       (M-2, P, r)            leaf in-bases (up-sweep encode), leaves 0..M-3
+``U``       (M-2, P, r)            leaf out-bases (down-sweep decode), leaves 2..M-1
+``W[l]``    (2**l-2, r, r), l=2..K up-sweep transfer child -> parent, nodes 0..
+``R[l]``    (2**l-2, r, r), l=2..K down-sweep transfer parent -> child, nodes 2..
+``B[l]``    (2**l-1, r, r),        bridge node a-1 -> node a at level l
+            l=1..K-1               (``B[l][a-1]``; strictly lower)
+==========  =====================  ==============================================
+
+``y = L x`` is::
+
+    g^K_i     = V_i^T x_i                               (encode)
+    g^(l-1)_p = sum_{c child of p} W^l_c^T g^l_c        (up-sweep, l = K..2)
+    f^l_a     = B^l_a g^l_(a-1) [a>=1] + R^l_a f^(l-1)_parent(a) [l>=2]
+    f^K_i     = R^K_i f^(K-1)_parent(i)                 (down-sweep)
+    y_i       = D_i x_i + E_i x_(i-1) + U_i f^K_i
+
+A bridge only carries information from node a-1 to node a of the same
+level, and every leaf under a-1 precedes every leaf under a, so the dense
+matrix is exactly block lower triangular. Any pair of leaves j < i-1 is
+coupled: at the level where their ancestors first differ these are siblings
+a-1, a and ``B^l_a`` couples them; j = i-1 is the near field ``E_i``.
+Every parameter reaches the output (no dead edges): ``W`` and ``R`` exist only
+at levels 2..K, bridges only at levels 1..K-1, and the rightmost node of a
+level sends to nobody, so its children carry no ``V``/``W``; the leftmost
+receives from nobody, so its children carry no ``U``/``R``. A general block
+stores all of them.
+
+Two identities let one kernel (a lower block) serve every operator:
+
+* ``upper(p) = rev . lower(p) . rev`` where ``rev`` reverses the order of the
+  leaf blocks (not the entries inside a leaf): a block upper triangular
+  factor is a lower one in reversed leaf order.
+* ``lower(p)^T = rev . lower(transpose_params(p)) . rev``, where
+  ``transpose_params`` reverses every per-node array, transposes ``D``, ``E``
+  and ``B`` and swaps the roles ``U <-> V`` and ``W <-> R``.
+
+So every product, transposed product and triangular solve is a lower-block
+operation on (possibly transformed) parameters.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = [
+    "GFMMBlock",
+    "GFMMLayout",
+    "apply_lower",
+    "reverse_blocks",
+    "transpose_params",
+]
+
+
+class GFMMLayout:
+    """Sizes of a GFMM block: leaves, levels, block size and far-field rank.
+
+    Parameters
+    ----------
+    n_leaves : int
+        Number of leaf blocks ``M``; a power of two.
+    block_size : int
+        Leaf block size ``P``.
+    rank : int
+        Rank ``r`` of the far-field couplings, ``1 <= r <= P``.
+    """
+
+    def __init__(self, n_leaves, block_size, rank):
+        if n_leaves < 1 or n_leaves & (n_leaves - 1):
+            raise ValueError(f"n_leaves must be a power of two, got {n_leaves}.")
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}.")
+        if not 1 <= rank <= block_size:
+            raise ValueError(f"rank must be in [1, block_size={block_size}], got {rank}.")
+        self.n_leaves = int(n_leaves)
+        self.block_size = int(block_size)
+        self.rank = int(rank)
+        self.n_levels = int(round(math.log2(n_leaves)))
+
+    @property
+    def size(self):
+        """Number of rows ``N = M * P``."""
+        return self.n_leaves * self.block_size
+
+    @property
+    def has_far_field(self):
+        """True when there are leaves j < i-1 (M >= 4), i.e. bases are used."""
+        return self.n_levels >= 2
+
+    def __eq__(self, other):
+        return isinstance(other, GFMMLayout) and (
+            (self.n_leaves, self.block_size, self.rank)
+            == (other.n_leaves, other.block_size, other.rank)
+        )
+
+    def __repr__(self):
+        return (
+            f"GFMMLayout(n_leaves={self.n_leaves}, block_size={self.block_size}, "
+            f"rank={self.rank})"
+        )
+
+
+class GFMMBlock(nn.Module):
+    """Block lower, block upper or general GFMM block with learnable parameters.
+
+    Parameters
+    ----------
+    layout : GFMMLayout
+        Sizes.
+    kind : {'lower', 'upper', 'general'}
+        ``'upper'`` is stored as a lower block in reversed leaf order.
+        ``'general'`` has bridges and near-field couplings in both directions.
+    unit_diagonal : bool
+        Diagonal blocks fixed to the identity (no ``D`` parameter): removes the
+        gauge freedom ``(L_ii G)(G^-1 U_ii)`` of an LU pair.
+    dtype, device : torch dtype and device.
+    """
+
+    def __init__(self, layout, kind="lower", *, unit_diagonal=False,
+                 dtype=torch.float64, device="cpu"):
+        super().__init__()
+        if kind not in ("lower", "upper", "general"):
+            raise ValueError(f"kind must be 'lower', 'upper' or 'general', got {kind!r}.")
+        self.layout = layout
+        self.kind = kind
+        self.unit_diagonal = bool(unit_diagonal)
+        M, P, r, K = layout.n_leaves, layout.block_size, layout.rank, layout.n_levels
+        opts = {"dtype": dtype, "device": device}
+
+        def zeros(*shape):
+            return nn.Parameter(torch.zeros(*shape, **opts))
+
+        self.D = None if unit_diagonal else nn.Parameter(
+            torch.eye(P, **opts).expand(M, P, P).clone())
+        self.E = zeros(M - 1, P, P) if M > 1 else None
+        self.E_up = zeros(M - 1, P, P) if kind == "general" and M > 1 else None
+        if layout.has_far_field:
+            # In a triangular block the rightmost node of every level sends to
+            # nobody, so the two children of its parent have no V (leaves) or W
+            # (interior nodes); the leftmost node receives from nobody, so the
+            # two children of its parent have no U or R. Those edges are not
+            # stored. A general block uses them all.
+            trim = 0 if kind == "general" else 2
+            self.V = zeros(M - trim, P, r)
+            self.U = zeros(M - trim, P, r)
+            self.W = nn.ParameterList(
+                [zeros(2**lev - trim, r, r) for lev in range(2, K + 1)])
+            self.R = nn.ParameterList(
+                [zeros(2**lev - trim, r, r) for lev in range(2, K + 1)])
+            self.B = nn.ParameterList([zeros(2**lev - 1, r, r) for lev in range(1, K)])
+            self.B_up = (
+                nn.ParameterList([zeros(2**lev - 1, r, r) for lev in range(1, K)])
+                if kind == "general" else None
+            )
+        else:
+            self.V = self.U = self.W = self.R = self.B = self.B_up = None
+
+    # -- parameter views ----------------------------------------------------
+    def params(self):
+        """The lower-block parameter dict this block applies (see module doc).
+
+        Per-node arrays are full length (M or 2**l); the edges a triangular
+        block does not store are zero blocks here.
+        """
+        if self.V is None or self.kind == "general":
+            V, U = self.V, self.U
+            W = list(self.W) if self.W is not None else None
+            R = list(self.R) if self.R is not None else None
+        else:
+            V, U = _pad_last(self.V), _pad_first(self.U)
+            W = [_pad_last(t) for t in self.W]
+            R = [_pad_first(t) for t in self.R]
+        return {"D": self.D, "E": self.E, "V": V, "U": U, "W": W, "R": R,
+                "B": list(self.B) if self.B is not None else None}
+
+    def n_parameters(self):
+        """Number of scalar parameters."""
+        return sum(p.numel() for p in self.parameters())
+
+    def init_far_field(self, generator, scale=1.0):
+        """Random bases and near-orthogonal transfers with zero bridges.
+
+        The far field stays exactly zero (bridges are zero), so the dense
+        block is unchanged, but every far-field parameter gets a nonzero
+        gradient after the first step (a product of zero factors would not).
+        """
+        if not self.layout.has_far_field:
+            return
+        P, r = self.layout.block_size, self.layout.rank
+        with torch.no_grad():
+            for basis in (self.V, self.U):
+                basis.copy_(_randn(basis.shape, generator, basis) * (scale / math.sqrt(P)))
+            for transfers in (self.W, self.R):
+                for t in transfers:
+                    eye = torch.eye(r, dtype=t.dtype, device=t.device)
+                    noise = _randn(t.shape, generator, t) / math.sqrt(r)
+                    t.copy_(eye * math.sqrt(0.5) + 0.1 * noise)
+
+    # -- application --------------------------------------------------------
+    def forward(self, X):
+        """``Y = G X`` for ``X`` of shape (N, k) (torch)."""
+        M, P = self.layout.n_leaves, self.layout.block_size
+        Xb = X.reshape(M, P, -1)
+        if self.kind == "upper":
+            return reverse_blocks(apply_lower(self.params(), reverse_blocks(Xb))).reshape(X.shape)
+        Y = apply_lower(self.params(), Xb, E_up=self.E_up,
+                        B_up=list(self.B_up) if self.B_up is not None else None)
+        return Y.reshape(X.shape)
+
+    def transpose_apply(self, X):
+        """``Y = G^T X`` with the same parameters (no dense transpose formed)."""
+        M, P = self.layout.n_leaves, self.layout.block_size
+        Xb = X.reshape(M, P, -1)
+        if self.kind == "general":
+            # The transpose of a linear map is the vector-Jacobian product of
+            # the map itself: exact, and it cannot drift from forward().
+            Z = torch.zeros_like(X, requires_grad=True)
+            with torch.enable_grad():
+                (Y,) = torch.autograd.grad(self.forward(Z), Z, grad_outputs=X,
+                                           create_graph=torch.is_grad_enabled())
+            return Y
+        Tp = transpose_params(self.params())
+        if self.kind == "upper":
+            # upper = rev L rev, so upper^T = rev L^T rev = lower(T(p)).
+            return apply_lower(Tp, Xb).reshape(X.shape)
+        return reverse_blocks(apply_lower(Tp, reverse_blocks(Xb))).reshape(X.shape)
+
+    def to_dense(self):
+        """Dense ``N x N`` matrix (tests and figures on small N only)."""
+        N = self.layout.size
+        like = next(self.parameters(), None)
+        eye = torch.eye(N, dtype=like.dtype if like is not None else torch.float64,
+                        device=like.device if like is not None else "cpu")
+        return self.forward(eye)
+
+
+def _pad_last(t):
+    return torch.cat([t, torch.zeros_like(t[:2])])
+
+
+def _pad_first(t):
+    return torch.cat([torch.zeros_like(t[:2]), t])
+
+
+def _randn(shape, generator, like):
+    return torch.randn(shape, generator=generator, dtype=like.dtype).to(like.device)
+
+
+def reverse_blocks(Xb):
+    """Reverse the order of the leaf blocks of ``Xb`` (shape (M, P, k))."""
+    return torch.flip(Xb, dims=(0,))
+
+
+def transpose_params(p):
+    """Parameters of ``rev . L^T . rev`` as a lower block (see module doc)."""
+    def flipT(t):
+        return None if t is None else torch.flip(t, dims=(0,)).transpose(-1, -2)
+
+    def flip(t):
+        return None if t is None else torch.flip(t, dims=(0,))
+
+    return {
+        "D": flipT(p["D"]),
+        "E": flipT(p["E"]),
+        "V": flip(p["U"]),
+        "U": flip(p["V"]),
+        "W": None if p["R"] is None else [flip(t) for t in p["R"]],
+        "R": None if p["W"] is None else [flip(t) for t in p["W"]],
+        "B": None if p["B"] is None else [flipT(t) for t in p["B"]],
+    }
+
+
+def apply_lower(p, Xb, *, E_up=None, B_up=None):
+    """Apply a lower GFMM block, batched per tree level.
+
+    Parameters
+    ----------
+    p : dict
+        Parameters as returned by :meth:`GFMMBlock.params` (``D`` may be None
+        for a unit diagonal).
+    Xb : tensor, shape (M, P, k)
+        Input in leaf blocks.
+    E_up, B_up : optional
+        Upward near-field blocks and bridges for a general block.
+
+    Returns
+    -------
+    tensor, shape (M, P, k)
+    """
+    M = Xb.shape[0]
+    Y = Xb.clone() if p["D"] is None else torch.bmm(p["D"], Xb)
+    if M > 1:
+        Y = Y + torch.cat([torch.zeros_like(Xb[:1]), torch.bmm(p["E"], Xb[:-1])])
+        if E_up is not None:
+            Y = Y + torch.cat([torch.bmm(E_up, Xb[1:]), torch.zeros_like(Xb[:1])])
+    if p["V"] is None:
+        return Y
+    K = int(round(math.log2(M)))
+    r, k = p["V"].shape[2], Xb.shape[2]
+    # Up-sweep: g[l] for levels 1..K (index l-1).
+    g = [None] * (K + 1)
+    g[K] = torch.einsum("mpr,mpk->mrk", p["V"], Xb)
+    for lev in range(K, 1, -1):
+        t = torch.einsum("crs,crk->csk", p["W"][lev - 2], g[lev])
+        g[lev - 1] = t.reshape(2 ** (lev - 1), 2, r, k).sum(dim=1)
+    # Down-sweep through the bridges.
+    f = None
+    for lev in range(1, K + 1):
+        if lev >= 2:
+            parent = f.repeat_interleave(2, dim=0)
+            f = torch.einsum("crs,csk->crk", p["R"][lev - 2], parent)
+        else:
+            f = torch.zeros(2, r, k, dtype=Xb.dtype, device=Xb.device)
+        if lev < K:
+            bridge = torch.bmm(p["B"][lev - 1], g[lev][:-1])
+            f = f + torch.cat([torch.zeros_like(bridge[:1]), bridge])
+            if B_up is not None:
+                bridge_up = torch.bmm(B_up[lev - 1], g[lev][1:])
+                f = f + torch.cat([bridge_up, torch.zeros_like(bridge_up[:1])])
+    return Y + torch.bmm(p["U"], f)
