@@ -1,0 +1,651 @@
+"""LearnedLU: learned GFMM-block LU factors applied as a scipy LinearOperator.
+
+``LearnedLU.fit(A)`` orders the unknowns hierarchically, starts from a
+classical block factorization, improves ``L U ~ A`` by gradient descent in
+torch, then factors the diagonal blocks once and packs the factors for the
+compiled blocked substitution. Applying ``M = U^-1 L^-1`` costs
+``O(N (block_size + rank))`` per vector; nothing ``N x N`` is ever formed.
+
+Examples
+--------
+>>> import numpy as np
+>>> from scipy.sparse.linalg import gmres
+>>> from learned_precond import LearnedLU, problems
+>>> A = problems.get("laplace_2d", n=32)
+>>> b = np.ones(A.shape[0])
+>>> M = LearnedLU.fit(A, block_size=16, rank=4, max_steps=50, seed=0)
+>>> x, info = gmres(A, b, M=M, rtol=1e-8)
+>>> bool(np.linalg.norm(b - A @ x) <= 1e-7 * np.linalg.norm(b))
+True
+"""
+
+import logging
+import math
+import threading
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.sparse.linalg import LinearOperator, gmres
+
+from . import _blocks
+from ._base import Preconditioner, _format_bytes
+from ._substitution import pack_lower, solve_lower
+from ._validation import as_matrix, check_positive_int
+from .exceptions import FitConvergenceWarning, IllConditionedWarning, PreconditionerSetupError
+from .gfmm import GFMMLayout, transpose_params
+from .io import load_learned_lu, matrix_fingerprint, save_learned_lu
+from .ordering import tree_ordering
+from .training import LOSSES, FitReport, LUModel, train
+
+__all__ = ["LearnedLU"]
+
+logger = logging.getLogger(__name__)
+
+_INITS = ("auto", "block_tridiagonal", "block_jacobi", "random")
+_ORDERINGS = ("auto", "natural", "geometric", "zorder", "bisection")
+# Diagonal blocks of U with a larger condition number are regularized.
+_MAX_BLOCK_COND = 1e10
+
+
+class LearnedLU(Preconditioner):
+    """Preconditioner ``M = U^-1 L^-1`` with learned GFMM-block factors ``L U ~ A``.
+
+    Build it with :meth:`fit` (or :meth:`load`); the constructor is internal.
+
+    Attributes
+    ----------
+    report : FitReport
+        Loss history, steps, times, error and condition estimates.
+    ordering : TreeOrdering
+        Maps the user's numbering to the padded tree numbering.
+    layout : GFMMLayout
+        Leaves, block size and far-field rank.
+    symmetric : bool
+        ``U = S L^T`` with SPD ``S``: ``M`` is SPD (valid for CG and MINRES).
+    """
+
+    name = "learned_lu"
+    #: For SPD A the default factorization is ``L S L^T``: M is SPD (CG-safe).
+    symmetric = True
+
+    def __init__(self, *, model, ordering, scale, report, fingerprint=None,
+                 dtype=np.float64):
+        n = ordering.n
+        super().__init__((n, n), dtype=dtype)
+        self.ordering = ordering
+        self.layout = model.layout
+        self.symmetric = model.symmetric
+        self.scale = float(scale)
+        self.report = report
+        self.fingerprint = fingerprint
+        self._model = model
+        self._lock = threading.Lock()
+        self._packs = {}
+        self._pack_forward()
+
+    # -- construction -------------------------------------------------------
+    @classmethod
+    def fit(cls, A, *, block_size=32, rank=None, ordering="auto", symmetric="auto",
+            loss="probe", transpose_loss=False, blockwise=False, max_steps=300,
+            n_probes=16, lr=None, tol=1e-3, patience=5, init="auto", seed=None,
+            device="cpu", dtype=None, coords=None, grid_shape=None, verbose=False,
+            callback=None, train_near_field=True):
+        """Learn ``L U ~ A`` and return the fitted preconditioner.
+
+        Parameters
+        ----------
+        A : sparse array/matrix, ndarray or LinearOperator, shape (N, N)
+            Real square matrix. A LinearOperator is used only through products
+            with ``A`` (and ``A^T`` for ``transpose_loss``); it gets natural
+            ordering and a probed block tridiagonal initialization.
+        block_size : int
+            Leaf block size ``P``; ``N`` need not be a multiple (padding is
+            internal). Larger blocks: fewer iterations, more memory and apply
+            time (``O(N P)``).
+        rank : int, optional
+            Rank of the far-field couplings, ``1 <= rank <= block_size``
+            (default ``min(8, block_size)``).
+        ordering : {'auto', 'natural', 'geometric', 'zorder', 'bisection'}
+            Hierarchical ordering of the unknowns (:func:`~learned_precond.
+            ordering.tree_ordering`); ``'auto'`` bisects the graph of sparse
+            ``A`` with METIS, or uses ``coords``/``grid_shape`` when given.
+        symmetric : {'auto', True, False}
+            Symmetric factorization ``U = S L^T`` (SPD ``M``). ``'auto'`` uses it
+            when ``A`` is symmetric and its initialization is positive definite.
+        loss : {'probe', 'quality', 'identity'}
+            Training loss (see :mod:`learned_precond.training`).
+        transpose_loss, blockwise : bool
+            The seed's transpose term and block-row schedule.
+        max_steps : int
+            Optimizer steps (0 returns the initialization).
+        n_probes : int
+            Probe vectors per step.
+        lr : float, optional
+            Adam learning rate (default 1e-3).
+        tol, patience : float, int
+            Early stopping on relative improvement of the validation loss.
+        init : {'auto', 'block_tridiagonal', 'block_jacobi', 'random'} or LearnedLU
+            Starting point. ``'auto'`` is the exact block LU of ``A``'s block
+            tridiagonal part in the chosen ordering. A fitted ``LearnedLU`` for
+            a matrix of the same size warm-starts from its factors (and reuses
+            its ordering).
+        seed : int, optional
+            Makes the fit deterministic.
+        device : str or torch.device
+            Where training runs (``'cpu'``, ``'cuda'``); applying is on the CPU.
+        dtype : torch dtype, optional
+            Training precision (default float64).
+        coords, grid_shape : optional
+            Geometry for the ``'geometric'`` ordering.
+        verbose : bool
+            Log progress (``logging`` at INFO level, logger ``learned_precond.lu``).
+        callback : callable, optional
+            ``callback(step, info)`` at each evaluation; ``info`` has ``loss``,
+            ``val`` and ``best_val``.
+
+        Returns
+        -------
+        LearnedLU
+
+        Raises
+        ------
+        PreconditionerSetupError
+            When no usable factors can be produced (the report is attached).
+        """
+        t_start = time.perf_counter()
+        A = as_matrix(A, allow_operator=True)
+        n = A.shape[0]
+        block_size = check_positive_int(block_size, "block_size")
+        rank = min(8, block_size) if rank is None else check_positive_int(rank, "rank")
+        if rank > block_size:
+            raise ValueError(
+                f"rank={rank} exceeds block_size={block_size}; the far-field couplings "
+                f"of a {block_size}-block cannot have higher rank. Lower rank or raise "
+                f"block_size.")
+        max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
+        n_probes = check_positive_int(n_probes, "n_probes")
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}.")
+        if ordering not in _ORDERINGS:
+            raise ValueError(
+                f"unknown ordering {ordering!r}; choose from {', '.join(_ORDERINGS)}.")
+        if symmetric not in ("auto", True, False):
+            raise ValueError(f"symmetric must be 'auto', True or False, got {symmetric!r}.")
+        warm = init if isinstance(init, LearnedLU) else None
+        if warm is None and init not in _INITS:
+            raise ValueError(
+                f"unknown init {init!r}; choose from {', '.join(_INITS)} or pass a fitted "
+                f"LearnedLU to warm-start.")
+        if warm is not None and warm.shape != A.shape:
+            raise ValueError(
+                f"init is a LearnedLU for a {warm.shape[0]}x{warm.shape[0]} matrix but A "
+                f"is {n}x{n}; warm starts need a matrix of the same size.")
+        is_operator = isinstance(A, LinearOperator)
+        if transpose_loss and is_operator and not _has_rmatvec(A):
+            raise ValueError(
+                "transpose_loss=True needs A^T products, but this LinearOperator has no "
+                "rmatvec; define rmatvec or pass transpose_loss=False.")
+        lr = 1e-3 if lr is None else float(lr)
+        if not lr > 0:
+            raise ValueError(f"lr must be positive, got {lr}.")
+        torch_dtype = torch.float64 if dtype is None else dtype
+        generator = torch.Generator().manual_seed(
+            int(seed) if seed is not None else int(torch.seed() % 2**31))
+
+        report = FitReport(loss=loss)
+
+        # 1. Ordering: a warm start keeps the previous tree, so factors line up.
+        t0 = time.perf_counter()
+        if warm is not None:
+            tree = warm.ordering
+            block_size, rank = warm.layout.block_size, warm.layout.rank
+        elif is_operator:
+            if ordering not in ("auto", "natural"):
+                raise ValueError(
+                    f"ordering={ordering!r} needs the matrix graph; a LinearOperator "
+                    f"supports ordering='natural' only.")
+            tree = tree_ordering(sp.eye_array(n, format="csr"), block_size, method="natural")
+        else:
+            tree = tree_ordering(A, block_size, method=ordering, coords=coords,
+                                 grid_shape=grid_shape,
+                                 seed=0 if seed is None else int(seed))
+        report.ordering = tree.method
+        report.ordering_time = time.perf_counter() - t0
+        M, P = tree.n_leaves, tree.block_size
+        layout = GFMMLayout(M, P, min(rank, P))
+        N = layout.size
+
+        # 2. The permuted, padded matrix, scaled to unit size.
+        if is_operator:
+            def apply_raw(Z):
+                return tree.to_slots(A @ tree.from_slots(Z)) + _padding_rows(tree, Z)
+
+            def apply_raw_t(Z):
+                return tree.to_slots(A.rmatvec(tree.from_slots(Z)) if Z.ndim == 1 else
+                                     A.H @ tree.from_slots(Z)) + _padding_rows(tree, Z)
+            Ap = None
+        else:
+            Ap = tree.permute_matrix(A)
+            ApT = Ap.T.tocsr() if sp.issparse(Ap) else Ap.T
+
+            def apply_raw(Z):
+                return Ap @ Z
+
+            def apply_raw_t(Z):
+                return ApT @ Z
+        scale = _scale_estimate(Ap, apply_raw, N, generator)
+        if not (scale > 0 and math.isfinite(scale)):
+            raise ValueError(
+                "A is zero (or its entries are not finite); there is nothing to "
+                "precondition.")
+
+        # 3. Symmetry and initialization.
+        t0 = time.perf_counter()
+        is_sym = _is_symmetric(A) if symmetric == "auto" else bool(symmetric)
+        if warm is not None:
+            model = LUModel(layout, symmetric=warm.symmetric, dtype=torch_dtype)
+            model.load_state_dict(warm._model.state_dict())
+            if warm.scale != scale:
+                _rescale_model(model, scale / warm.scale)
+            report.init = "warm_start"
+        else:
+            if is_operator:
+                blocks = _blocks.probe_block_tridiagonal(apply_raw, M, P)
+            else:
+                blocks = _blocks.block_tridiagonal(Ap, M, P)
+            blocks = tuple(b / scale for b in blocks)
+            model, init_name, notes = _initial_model(
+                layout, blocks, init, is_sym, symmetric, torch_dtype, generator)
+            report.init = init_name
+            report.notes.extend(notes)
+        model.to(device)
+        report.symmetric = model.symmetric
+        report.init_time = time.perf_counter() - t0
+
+        # 4. Training.
+        def to_torch(Z):
+            return torch.from_numpy(np.ascontiguousarray(Z)).to(device=device,
+                                                                 dtype=torch_dtype)
+
+        def apply_A(Z):
+            return to_torch(apply_raw(Z.detach().cpu().double().numpy()) / scale)
+
+        def apply_At(Z):
+            return to_torch(apply_raw_t(Z.detach().cpu().double().numpy()) / scale)
+
+        def apply_scaled(v):
+            return apply_raw(v) / scale
+
+        b_eval = torch.randn(N, generator=generator, dtype=torch.float64).numpy()
+        eval_iterations = min(30, N)
+        try:
+            converged = train(
+                model, apply_A, apply_At, report, loss=loss,
+                transpose_loss=transpose_loss, blockwise=blockwise,
+                max_steps=max_steps, n_probes=n_probes, lr=lr, tol=tol,
+                patience=patience, generator=generator, verbose=verbose,
+                callback=callback, fast_solve=_fast_solve,
+                train_near_field=train_near_field,
+                evaluate=lambda m: _gmres_merit(m, apply_scaled, b_eval, eval_iterations))
+        except FloatingPointError as exc:
+            raise PreconditionerSetupError(
+                f"LearnedLU training diverged: {exc}. Try a smaller lr, a smaller "
+                f"block_size, or init='block_jacobi'.", report=report) from exc
+        report.converged = converged or report.stop_reason == "exact"
+        model = model.to("cpu").double()
+        report.n_parameters = model.n_parameters()
+
+        # 5. Factor the diagonal blocks once, pack for the compiled apply.
+        self = cls(model=model, ordering=tree, scale=scale, report=report,
+                   fingerprint=matrix_fingerprint(A))
+        report.nbytes = self.nbytes
+        self._check_output(generator)
+        report.cond_A_hat = self._cond_estimate_hat(generator)
+        report.fit_time = time.perf_counter() - t_start
+        self.setup_time = report.fit_time
+        if max_steps > 0 and not report.converged:
+            warnings.warn(
+                f"LearnedLU stopped at max_steps={max_steps} before its tolerance "
+                f"(tol={tol}) was met; the factors are usable but may improve with a "
+                f"larger max_steps or lr.", FitConvergenceWarning, stacklevel=2)
+        return self
+
+    # -- persistence ------------------------------------------------------------
+    def save(self, path):
+        """Save to ``path`` (``.npz`` arrays + JSON metadata; no pickle).
+
+        Examples
+        --------
+        >>> M.save("poisson.npz")                     # doctest: +SKIP
+        >>> M2 = LearnedLU.load("poisson.npz", A=A)   # doctest: +SKIP
+        """
+        save_learned_lu(self, path)
+
+    @classmethod
+    def load(cls, path, A=None):
+        """Load a preconditioner saved by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+        A : matrix, optional
+            When given, the file must have been fitted to this matrix (same
+            size and entries), else :class:`~learned_precond.ModelFileError`.
+
+        Raises
+        ------
+        ModelFileError
+            Corrupt, truncated, unsafe (pickle) or mismatched file.
+        """
+        return load_learned_lu(cls, path, A=A)
+
+    # -- packing and application ------------------------------------------------
+    def _pack_forward(self):
+        self._packs, self._S_inv, notes = _pack_model(self._model)
+        self.report.notes.extend(notes)
+
+    def _transposed_packs(self):
+        # Built on first use (rmatvec is rare); the lock keeps concurrent callers
+        # from packing twice, and the packs are never mutated afterwards.
+        with self._lock:
+            if "Ut" not in self._packs:
+                M, P = self.layout.n_leaves, self.layout.block_size
+                with torch.no_grad():
+                    pU = self._model.U.params()
+                    TpU = transpose_params(pU)
+                    S_inv = _invert_blocks(self._model.diagonal_blocks().double().numpy())[0]
+                    self._packs["Ut"] = pack_lower(
+                        TpU, M, P, Dinv=np.ascontiguousarray(np.swapaxes(S_inv, 1, 2)))
+                    self._packs["Lt"] = pack_lower(transpose_params(self._model.L.params()),
+                                                   M, P)
+        return self._packs["Ut"], self._packs["Lt"]
+
+    def _solve_slots(self, Y):
+        """``U^-1 L^-1 Y`` in slot numbering, ``Y`` of shape (M, P, k)."""
+        return _solve_packed(self._packs, self._S_inv, self.symmetric, Y)
+
+    def _apply(self, X):
+        M, P = self.layout.n_leaves, self.layout.block_size
+        Y = self.ordering.to_slots(X).reshape(M, P, -1)
+        Z = self._solve_slots(Y).reshape(M * P, -1)
+        return self.ordering.from_slots(Z) / self.scale
+
+    def _apply_adjoint(self, X):
+        if self.symmetric:
+            return self._apply(X)
+        M, P = self.layout.n_leaves, self.layout.block_size
+        Ut, Lt = self._transposed_packs()
+        Y = self.ordering.to_slots(X).reshape(M, P, -1)
+        # M^T = L^-T U^-T; U^T = lower(T pU), L^T = rev . lower(T pL) . rev.
+        Y = solve_lower(Ut, Y)
+        Z = solve_lower(Lt, Y[::-1])[::-1].reshape(M * P, -1)
+        return self.ordering.from_slots(Z) / self.scale
+
+    # -- checks ---------------------------------------------------------------
+    def _check_output(self, generator):
+        z = torch.randn(self.shape[0], 2, generator=generator, dtype=torch.float64).numpy()
+        y = self._apply(z)
+        if not np.all(np.isfinite(y)):
+            raise PreconditionerSetupError(
+                "the learned factors produce non-finite output (a diagonal block of U is "
+                "numerically singular); try init='block_jacobi', a different ordering, "
+                "or static pivoting for matrices with a weak diagonal.",
+                report=self.report)
+
+    def _cond_estimate_hat(self, generator, iters=20):
+        """Power-iteration estimate of cond(A_hat) = ||A_hat|| ||A_hat^-1|| (2-norm)."""
+        model = self._model
+        N = self.layout.size
+        M, P = self.layout.n_leaves, self.layout.block_size
+        x = torch.randn(N, 1, generator=generator, dtype=torch.float64)
+        y = x.clone()
+        with torch.no_grad():
+            big = small = 0.0
+            for _ in range(iters):
+                x = x / x.norm()
+                x = model.product_t(model.product(x))
+                big = math.sqrt(float(x.norm()))
+                y = y / np.linalg.norm(y.numpy())
+                w = self._solve_slots(y.numpy().reshape(M, P, 1)).reshape(N, 1)
+                w = _adjoint_solve(self, w)
+                small = math.sqrt(float(np.linalg.norm(w)))
+                y = torch.from_numpy(np.ascontiguousarray(w))
+        return big * small if math.isfinite(big * small) else float("inf")
+
+    # -- reporting ------------------------------------------------------------
+    @property
+    def nbytes(self):
+        """Bytes held by the packed factors used when applying."""
+        total = sum(pk.nbytes for key, pk in self._packs.items())
+        if self.symmetric:
+            total += self._S_inv.nbytes
+        return int(total + self.ordering.slots.nbytes + self.ordering.positions.nbytes)
+
+    @property
+    def n_parameters(self):
+        """Number of learned scalars."""
+        return self._model.n_parameters()
+
+    def __repr__(self):
+        lay, rep = self.layout, self.report
+        rows = [
+            ("N", f"{self.shape[0]} (padded {lay.size})"),
+            ("block size", lay.block_size),
+            ("leaves / levels", f"{lay.n_leaves} / {lay.n_levels}"),
+            ("far-field rank", lay.rank if lay.has_far_field else "- (no far field)"),
+            ("factorization", "L S L^T (SPD)" if self.symmetric else "L U"),
+            ("ordering", rep.ordering),
+            ("parameters", f"{self.n_parameters} ({self.n_parameters / self.shape[0]:.1f}"
+                           f" per unknown)"),
+            ("memory", _format_bytes(self.nbytes)),
+            ("init", rep.init),
+            ("fit steps", f"{rep.steps} (kept step {rep.best_step}, {rep.stop_reason})"),
+            ("||LU-A||_F/||A||_F", f"{rep.relative_error:.3g} (init "
+                                   f"{rep.init_relative_error:.3g})"),
+            ("fit time", f"{rep.fit_time:.3g} s"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        body = "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+        return f"LearnedLU\n{body}"
+
+
+# -- helpers -------------------------------------------------------------------
+def _gmres_merit(model, apply_slots, b, iterations):
+    """True residual reduction ||b - A x|| / ||b|| after a fixed GMRES budget.
+
+    The figure of merit for keeping the best factors: continuous (unlike an
+    iteration count) and exactly what a Krylov user feels.
+    """
+    M, P = model.layout.n_leaves, model.layout.block_size
+    N = M * P
+    try:
+        packs, S_inv, _ = _pack_model(model, check=False)
+    except np.linalg.LinAlgError:
+        return math.inf
+    sym = model.symmetric
+
+    def m_apply(v):
+        return _solve_packed(packs, S_inv, sym, v.reshape(M, P, -1)).reshape(v.shape)
+
+    Mop = LinearOperator((N, N), matvec=m_apply, dtype=np.float64)
+    Aop = LinearOperator((N, N), matvec=lambda v: apply_slots(v), dtype=np.float64)
+    with np.errstate(all="ignore"):
+        x, _ = gmres(Aop, b, M=Mop, restart=iterations, maxiter=1, rtol=1e-30, atol=0.0)
+        res = np.linalg.norm(b - apply_slots(x)) / np.linalg.norm(b)
+    return float(res) if np.isfinite(res) else math.inf
+
+
+def _fast_solve(model, W):
+    """``U^-1 L^-1 W`` for a torch ``W`` (N, k), through the compiled kernel."""
+    M, P = model.layout.n_leaves, model.layout.block_size
+    packs, S_inv, _ = _pack_model(model, check=False)
+    Y = W.detach().double().cpu().numpy().reshape(M, P, -1)
+    Z = _solve_packed(packs, S_inv, model.symmetric, Y).reshape(W.shape)
+    return torch.from_numpy(np.ascontiguousarray(Z)).to(device=W.device, dtype=W.dtype)
+
+
+def _pack_model(model, check=True):
+    """Factor U's diagonal blocks once and pack both factors for the kernel.
+
+    ``check=False`` (inside training) skips the per-block condition numbers.
+    """
+    M, P = model.layout.n_leaves, model.layout.block_size
+    with torch.no_grad():
+        S = model.diagonal_blocks().double().cpu().numpy()
+        S_inv, notes = _invert_blocks(S) if check else (np.linalg.inv(S), [])
+        pL = {k: _to_cpu64(v) for k, v in model.L.params().items()}
+        packs = {"L": pack_lower(pL, M, P)}
+        if model.symmetric:
+            # U = S L^T and L^T = rev . lower(T pL) . rev (unit diagonal).
+            packs["Lt"] = pack_lower(transpose_params(pL), M, P)
+            return packs, S_inv, notes
+        pU = {k: _to_cpu64(v) for k, v in model.U.params().items()}
+        # U is stored as a lower block in reversed leaf order.
+        packs["U"] = pack_lower(pU, M, P, Dinv=S_inv[::-1].copy())
+        return packs, None, notes
+
+
+def _to_cpu64(v):
+    if v is None:
+        return None
+    if isinstance(v, list):
+        return [t.detach().double().cpu() for t in v]
+    return v.detach().double().cpu()
+
+
+def _solve_packed(packs, S_inv, symmetric, Y):
+    """``U^-1 L^-1 Y`` with packed factors, ``Y`` (M, P, k) in slot numbering."""
+    Y = solve_lower(packs["L"], Y)
+    if symmetric:
+        Y = np.einsum("mpq,mqk->mpk", S_inv, Y)
+        return solve_lower(packs["Lt"], Y[::-1])[::-1]
+    return solve_lower(packs["U"], Y[::-1])[::-1]
+
+
+def _has_rmatvec(A):
+    try:
+        A.rmatvec(np.zeros(A.shape[0]))
+    except (NotImplementedError, TypeError, AttributeError, ValueError):
+        return False
+    return True
+
+
+def _padding_rows(tree, Z):
+    # The padded operator is the identity on padding slots.
+    out = np.zeros_like(Z)
+    pad = tree.slots < 0
+    out[pad] = Z[pad]
+    return out
+
+
+def _scale_estimate(Ap, apply_raw, N, generator):
+    """A scalar of the size of A's entries: the mean |diagonal| or a norm estimate."""
+    if Ap is not None:
+        d = np.abs(Ap.diagonal())
+        if np.any(d > 0):
+            return float(np.mean(d[d > 0]))
+    z = torch.randn(N, 4, generator=generator, dtype=torch.float64).numpy()
+    return float(np.linalg.norm(apply_raw(z)) / np.linalg.norm(z))
+
+
+def _is_symmetric(A):
+    if isinstance(A, LinearOperator):
+        return False
+    if sp.issparse(A):
+        diff = abs(A - A.T)
+        return diff.nnz == 0 or diff.max() <= 1e-12 * abs(A).max()
+    return bool(np.allclose(A, A.T, rtol=0, atol=1e-12 * np.abs(A).max()))
+
+
+def _initial_model(layout, blocks, init, is_sym, symmetric, dtype, generator):
+    diag, sub, sup = blocks
+    M, P = layout.n_leaves, layout.block_size
+    notes = []
+    name = "block_tridiagonal" if init == "auto" else init
+    if name == "block_tridiagonal":
+        S, L_sub, ok = _blocks.block_tridiagonal_lu(diag, sub, sup)
+        if not ok:
+            notes.append("block tridiagonal LU met a singular Schur complement; "
+                         "coupling dropped there")
+    elif name == "block_jacobi":
+        S, L_sub = diag.copy(), np.zeros_like(sub)
+        sup = np.zeros_like(sup)
+    else:  # random
+        S = np.eye(P)[None].repeat(M, 0) + 0.1 * torch.randn(
+            M, P, P, generator=generator, dtype=torch.float64).numpy()
+        L_sub = 0.1 * torch.randn(sub.shape, generator=generator, dtype=torch.float64).numpy()
+        sup = 0.1 * torch.randn(sup.shape, generator=generator, dtype=torch.float64).numpy()
+    if is_sym:
+        chol = _block_cholesky(S)
+        if chol is None:
+            if symmetric is True:
+                raise PreconditionerSetupError(
+                    "symmetric=True needs a positive definite initialization, but a "
+                    "diagonal block of the block LDL^T of A is not positive definite "
+                    "(A is indefinite?). Use symmetric=False (then use gmres, not cg).")
+            notes.append("A is symmetric but not positive definite in its block "
+                         "LDL^T: using the nonsymmetric factorization")
+            is_sym = False
+    model = LUModel(layout, symmetric=is_sym, dtype=dtype)
+    t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
+    with torch.no_grad():
+        if M > 1:
+            model.L.E.copy_(t(L_sub))
+        if is_sym:
+            model.C.copy_(t(chol))
+        else:
+            model.U.D.copy_(t(S[::-1].copy()))
+            if M > 1:
+                model.U.E.copy_(t(sup[::-1].copy()))
+        model.L.init_far_field(generator)
+        if model.U is not None:
+            model.U.init_far_field(generator)
+    return model, name, notes
+
+
+def _block_cholesky(S):
+    try:
+        sym = 0.5 * (S + np.swapaxes(S, 1, 2))
+        return np.linalg.cholesky(sym)
+    except np.linalg.LinAlgError:
+        return None
+
+
+def _invert_blocks(S):
+    """Inverses of the diagonal blocks, regularizing numerically singular ones."""
+    notes = []
+    conds = np.linalg.cond(S)
+    bad = ~np.isfinite(conds) | (conds > _MAX_BLOCK_COND)
+    if np.any(bad):
+        S = S.copy()
+        for i in np.flatnonzero(bad):
+            norm = np.linalg.norm(S[i], 2)
+            norm = norm if norm > 0 else 1.0
+            S[i] = S[i] + norm * math.sqrt(1.0 / _MAX_BLOCK_COND) * np.eye(S.shape[1])
+        notes.append(f"{int(bad.sum())} diagonal block(s) of U were numerically singular "
+                     f"and were shifted to condition <= ~{_MAX_BLOCK_COND:.0e}")
+    return np.linalg.inv(S), notes
+
+
+def _rescale_model(model, factor):
+    """Multiply ``U`` (so ``L U``) by ``factor``: a warm start on a rescaled matrix."""
+    with torch.no_grad():
+        if model.symmetric:
+            model.C.mul_(math.sqrt(factor))
+            return
+        # D, E and the out-bases enter U linearly, each once.
+        for p in (model.U.D, model.U.E, model.U.U):
+            if p is not None:
+                p.mul_(factor)
+
+
+def _adjoint_solve(self, w):
+    M, P = self.layout.n_leaves, self.layout.block_size
+    if self.symmetric:
+        return self._solve_slots(w.reshape(M, P, 1)).reshape(-1, 1)
+    Ut, Lt = self._transposed_packs()
+    Y = solve_lower(Ut, w.reshape(M, P, 1))
+    return solve_lower(Lt, Y[::-1])[::-1].reshape(-1, 1)

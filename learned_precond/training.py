@@ -1,0 +1,421 @@
+"""Training of the learned LU: the factor model, losses, optimizer loop, fit report.
+
+The model holds a unit block lower GFMM factor ``L`` and either a block upper
+GFMM factor ``U`` (general A) or SPD diagonal blocks ``S`` with ``U = S L^T``
+(symmetric A, so that ``M = L^-T S^-1 L^-1`` is SPD). Everything here works on
+the *permuted, padded and scaled* matrix; :mod:`learned_precond.lu` maps to the
+user's numbering.
+
+Losses (``loss=``)
+------------------
+``'probe'`` (default)
+    ``||L U Z - A Z||_F^2 / ||A Z||_F^2`` on ``k`` fresh Gaussian probe columns
+    per step: an unbiased estimate of ``||L U - A||_F^2 / ||A||_F^2``. One step
+    costs ``O(nnz(A) k + N (P + r) k)``.
+``'quality'``
+    ``||U^-1 L^-1 A Z - Z||_F^2 / ||Z||_F^2`` through the differentiable
+    blocked substitution: what a preconditioner is for, but sequential over
+    the leaves (use it for a few hundred leaves at most).
+``'identity'``
+    The seed's loss: ``Z = I`` (all ``N`` columns), ``O(N^2)`` per step; kept to
+    reproduce the seed on small problems.
+
+``transpose_loss=True`` adds the seed's ``||U^T L^T Z - A^T Z||^2`` term and
+``blockwise=True`` the seed's block-row-by-block-row schedule.
+"""
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._substitution import solve_lower_torch
+from .gfmm import GFMMBlock, reverse_blocks, transpose_params
+
+__all__ = ["FitReport", "LUModel", "train"]
+
+logger = logging.getLogger(__name__)
+
+LOSSES = ("probe", "adaptive", "quality", "identity")
+
+
+class LUModel(nn.Module):
+    """``L`` (unit block lower GFMM) and ``U`` (block upper GFMM, or ``S L^T``)."""
+
+    def __init__(self, layout, *, symmetric, dtype=torch.float64, device="cpu"):
+        super().__init__()
+        self.layout = layout
+        self.symmetric = bool(symmetric)
+        self.L = GFMMBlock(layout, "lower", unit_diagonal=True, dtype=dtype, device=device)
+        M, P = layout.n_leaves, layout.block_size
+        if self.symmetric:
+            # S_i = C_i C_i^T: SPD by construction (C_i is a free P x P matrix).
+            self.C = nn.Parameter(torch.eye(P, dtype=dtype, device=device).repeat(M, 1, 1))
+            self.U = None
+        else:
+            self.C = None
+            self.U = GFMMBlock(layout, "upper", dtype=dtype, device=device)
+
+    # -- pieces -------------------------------------------------------------
+    def diagonal_blocks(self):
+        """Diagonal blocks of ``U`` in leaf order, shape (M, P, P)."""
+        if self.symmetric:
+            return self.C @ self.C.transpose(-1, -2)
+        return torch.flip(self.U.D, dims=(0,))
+
+    def n_parameters(self):
+        """Number of scalar parameters."""
+        return sum(p.numel() for p in self.parameters())
+
+    # -- products -------------------------------------------------------------
+    def _blocks(self, Z):
+        M, P = self.layout.n_leaves, self.layout.block_size
+        return Z.reshape(M, P, -1)
+
+    def apply_U(self, Z):
+        """``U Z``."""
+        if self.symmetric:
+            LtZ = self._blocks(self.L.transpose_apply(Z))
+            return torch.bmm(self.diagonal_blocks(), LtZ).reshape(Z.shape)
+        return self.U(Z)
+
+    def apply_Ut(self, Z):
+        """``U^T Z``."""
+        if self.symmetric:
+            SZ = torch.bmm(self.diagonal_blocks(), self._blocks(Z)).reshape(Z.shape)
+            return self.L(SZ)
+        return self.U.transpose_apply(Z)
+
+    def product(self, Z):
+        """``L U Z`` (the learned ``A_hat`` applied to ``Z``)."""
+        return self.L(self.apply_U(Z))
+
+    def product_t(self, Z):
+        """``U^T L^T Z``."""
+        return self.apply_Ut(self.L.transpose_apply(Z))
+
+    def solve(self, Z):
+        """``U^-1 L^-1 Z`` by differentiable blocked substitution (reference speed)."""
+        M, P = self.layout.n_leaves, self.layout.block_size
+        Y = solve_lower_torch(self.L.params(), Z.reshape(M, P, -1))
+        if self.symmetric:
+            Y = torch.linalg.solve(self.diagonal_blocks(), Y)
+            Tp = transpose_params(self.L.params())
+            X = reverse_blocks(solve_lower_torch(Tp, reverse_blocks(Y)))
+        else:
+            X = reverse_blocks(solve_lower_torch(self.U.params(), reverse_blocks(Y)))
+        return X.reshape(Z.shape)
+
+
+@dataclass
+class FitReport:
+    """What happened during ``LearnedLU.fit``.
+
+    Attributes
+    ----------
+    steps : int
+        Optimizer steps taken.
+    loss_history : list of float
+        Training loss per step.
+    val_history : list of (int, float)
+        ``(step, validation loss)`` at each evaluation.
+    best_step : int
+        Step whose parameters were kept (0 = the initialization).
+    relative_error : float
+        Probe estimate of ``||L U - A||_F / ||A||_F`` for the kept factors
+        (permuted, scaled matrix; the estimate has ~1/sqrt(k) relative noise).
+    init_relative_error : float
+        The same estimate for the initialization.
+    stop_reason : str
+        ``'tolerance'``, ``'max_steps'``, ``'max_steps=0'``, ``'exact'`` ...
+    converged : bool
+        Training met its tolerance (or the initialization was already exact).
+    fit_time, init_time, train_time, ordering_time : float
+        Seconds.
+    recoveries : int
+        Times a non-finite loss was caught and training restarted from the
+        best state with half the learning rate.
+    """
+
+    loss: str = "probe"
+    init: str = ""
+    ordering: str = ""
+    symmetric: bool = False
+    steps: int = 0
+    loss_history: list = field(default_factory=list)
+    val_history: list = field(default_factory=list)
+    best_step: int = 0
+    relative_error: float = float("nan")
+    init_relative_error: float = float("nan")
+    stop_reason: str = ""
+    converged: bool = False
+    fit_time: float = 0.0
+    init_time: float = 0.0
+    train_time: float = 0.0
+    ordering_time: float = 0.0
+    recoveries: int = 0
+    n_parameters: int = 0
+    nbytes: int = 0
+    cond_A: float = float("nan")
+    cond_A_hat: float = float("nan")
+    pivoting: str = "none"
+    notes: list = field(default_factory=list)
+
+    def summary(self):
+        """A few readable lines."""
+        lines = [
+            f"loss={self.loss} init={self.init} ordering={self.ordering} "
+            f"symmetric={self.symmetric} pivoting={self.pivoting}",
+            f"steps={self.steps} best_step={self.best_step} stop={self.stop_reason} "
+            f"converged={self.converged} recoveries={self.recoveries}",
+            f"||LU-A||_F/||A||_F ~ {self.relative_error:.3g} "
+            f"(init {self.init_relative_error:.3g})",
+            f"cond(A) ~ {self.cond_A:.3g}, cond(A_hat) ~ {self.cond_A_hat:.3g}",
+            f"time: fit {self.fit_time:.3g} s (ordering {self.ordering_time:.3g}, "
+            f"init {self.init_time:.3g}, train {self.train_time:.3g})",
+        ]
+        return "\n".join(lines + self.notes)
+
+
+def train(model, apply_A, apply_At, report, *, loss="probe", transpose_loss=False,
+          blockwise=False, max_steps=300, n_probes=16, lr=1e-3, tol=1e-3,
+          patience=5, eval_every=10, generator=None, verbose=False, callback=None,
+          fast_solve=None, evaluate=None, train_near_field=True):
+    """Run the optimizer on ``model`` in place; keep the best parameters.
+
+    Parameters
+    ----------
+    model : LUModel
+    apply_A, apply_At : callable
+        ``Z -> A Z`` and ``Z -> A^T Z`` on torch tensors (N, k) in the model's
+        numbering. ``apply_At`` may be None when ``transpose_loss`` is False.
+    report : FitReport
+        Filled in place.
+    tol : float
+        Stop when the best validation loss improved by less than this
+        relative amount over ``patience`` consecutive evaluations.
+
+    fast_solve : callable, optional
+        ``(model, W) -> U^-1 L^-1 W`` without gradient (the compiled
+        substitution on freshly packed factors); needed by ``loss='adaptive'``.
+    evaluate : callable, optional
+        ``model -> float``, lower is better: the figure of merit used to keep
+        the best parameters and to stop early (``LearnedLU.fit`` passes the
+        GMRES residual reduction after a fixed number of iterations, so the
+        kept factors are never worse than the initialization in the way that
+        matters). Default: the loss on fixed validation probes.
+
+    Returns
+    -------
+    bool
+        True when training stopped on its tolerance.
+    """
+    N = model.layout.size
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+
+    def probes(k):
+        return torch.randn(N, k, generator=generator, dtype=dtype).to(device)
+
+    if loss == "identity":
+        Z_val = torch.eye(N, dtype=dtype, device=device)
+    else:
+        Z_val = probes(max(2 * n_probes, 16))
+    AZ_val = apply_A(Z_val)
+    AtZ_val = apply_At(Z_val) if transpose_loss else None
+
+    pool = {}
+
+    def test_vectors(k):
+        # Adaptive test vectors (as in bootstrap AMG): a few sweeps of the
+        # error propagator I - w M A on a block of vectors keep the directions
+        # the current preconditioner handles worst (small eigenvalues of M A),
+        # which a Frobenius fit on uniform probes barely sees.
+        with torch.no_grad():
+            if "E" not in pool:
+                pool["omega"] = 1.0 / _largest_eigenvalue(model, apply_A, fast_solve,
+                                                          probes(1))
+                E, sweeps = probes(k), 3
+            else:
+                E, sweeps = pool["E"], 1
+            for _ in range(sweeps):
+                E = E - pool["omega"] * fast_solve(model, apply_A(E))
+            E, _ = torch.linalg.qr(E)
+            pool["E"] = E
+        return E
+
+    def objective(Z, AZ, AtZ, rows=None):
+        if loss == "quality":
+            R = model.solve(AZ) - Z
+            value = _masked_sq(R, rows) / _masked_sq(Z, rows)
+        else:
+            R = model.product(Z) - AZ
+            value = _masked_sq(R, rows) / _masked_sq(AZ, rows)
+        if loss == "adaptive":
+            E = test_vectors(Z.shape[1])
+            AE = apply_A(E)
+            Re = model.product(E) - AE
+            value = value + _masked_sq(Re, rows) / _masked_sq(AE, rows)
+        if transpose_loss:
+            Rt = model.product_t(Z) - AtZ
+            value = value + _masked_sq(Rt, rows) / _masked_sq(AtZ, rows)
+        return value
+
+    def validation():
+        if evaluate is not None:
+            return float(evaluate(model))
+        with torch.no_grad():
+            return float(objective(Z_val, AZ_val, AtZ_val))
+
+    best_val = validation()
+    report.val_history.append((0, best_val))
+    report.init_relative_error = _relative_error(model, Z_val, AZ_val)
+    if max_steps == 0:
+        report.stop_reason = "max_steps=0"
+        report.relative_error = report.init_relative_error
+        return False
+    if report.init_relative_error <= 1e-14:
+        report.stop_reason = "exact"
+        report.relative_error = report.init_relative_error
+        return True
+
+    if not train_near_field:
+        for p in (model.L.E, model.C, *(
+                (model.U.D, model.U.E) if model.U is not None else ())):
+            if p is not None:
+                p.requires_grad_(False)
+    stages = _blockwise_stages(model) if blockwise else [None]
+    best_state = copy.deepcopy(model.state_dict())
+    steps_per_stage = max(1, max_steps // len(stages))
+    frozen = None
+    converged = False
+    step = 0
+    t0 = time.perf_counter()
+    for rows in stages:
+        optimizer = torch.optim.Adam(
+            [p for p in model.parameters() if p.requires_grad], lr=lr)
+        stall = 0
+        stage_best = objective_value = math.inf
+        for _ in range(steps_per_stage):
+            step += 1
+            if loss == "identity":
+                Z, AZ, AtZ = Z_val, AZ_val, AtZ_val
+            else:
+                Z = probes(n_probes)
+                AZ = apply_A(Z)
+                AtZ = apply_At(Z) if transpose_loss else None
+            optimizer.zero_grad(set_to_none=True)
+            value = objective(Z, AZ, AtZ, rows)
+            if not torch.isfinite(value):
+                _recover(model, best_state, optimizer, report)
+                continue
+            value.backward()
+            if frozen is not None:
+                for p, mask in zip(model.parameters(), frozen):
+                    if p.grad is not None:
+                        p.grad[mask] = 0
+            optimizer.step()
+            objective_value = float(value.detach())
+            report.loss_history.append(objective_value)
+            if step % eval_every == 0 or step == max_steps:
+                val = validation() if rows is None else float(
+                    objective(Z_val, AZ_val, AtZ_val, rows).detach())
+                report.val_history.append((step, val))
+                if not math.isfinite(val):
+                    _recover(model, best_state, optimizer, report)
+                    continue
+                if rows is None:
+                    if val < best_val:
+                        improvement = (best_val - val) / best_val
+                        best_val = val
+                        best_state = copy.deepcopy(model.state_dict())
+                        report.best_step = step
+                        stall = stall + 1 if improvement < tol else 0
+                    else:
+                        stall += 1
+                else:
+                    stall = stall + 1 if val > stage_best * (1 - tol) else 0
+                    stage_best = min(stage_best, val)
+                if verbose:
+                    logger.info("step %d loss %.3e val %.3e", step, objective_value, val)
+                if callback is not None:
+                    callback(step, {"loss": objective_value, "val": val,
+                                    "best_val": best_val})
+                if stall >= patience:
+                    converged = True
+                    break
+        if rows is not None:
+            # Freeze everything this block row's loss reached (seed's schedule).
+            frozen = _reached(model, objective, Z_val, AZ_val, AtZ_val, rows, frozen)
+    if blockwise:
+        val = validation()
+        if val < best_val:
+            best_val, report.best_step = val, step
+            best_state = copy.deepcopy(model.state_dict())
+    for p in model.parameters():
+        p.requires_grad_(True)
+    report.train_time = time.perf_counter() - t0
+    report.steps = step
+    model.load_state_dict(best_state)
+    report.relative_error = _relative_error(model, Z_val, AZ_val)
+    report.stop_reason = "tolerance" if converged else "max_steps"
+    return converged
+
+
+def _largest_eigenvalue(model, apply_A, fast_solve, v, iters=10):
+    """Power-iteration estimate of the largest |eigenvalue| of ``M A``."""
+    lam = 1.0
+    for _ in range(iters):
+        v = v / v.norm()
+        w = fast_solve(model, apply_A(v))
+        lam = float(w.norm())
+        v = w
+    return max(lam, 1e-12)
+
+
+def _masked_sq(R, rows):
+    if rows is not None:
+        R = R[rows]
+    return (R * R).sum()
+
+
+def _relative_error(model, Z, AZ):
+    with torch.no_grad():
+        R = model.product(Z) - AZ
+        return math.sqrt(float((R * R).sum() / (AZ * AZ).sum()))
+
+
+def _recover(model, best_state, optimizer, report):
+    report.recoveries += 1
+    if report.recoveries > 8:
+        raise FloatingPointError(
+            "training produced non-finite values 8 times even after halving the "
+            "learning rate each time")
+    model.load_state_dict(best_state)
+    for group in optimizer.param_groups:
+        group["lr"] *= 0.5
+    optimizer.state.clear()
+
+
+def _blockwise_stages(model):
+    M, P = model.layout.n_leaves, model.layout.block_size
+    return [slice(i * P, (i + 1) * P) for i in range(M)]
+
+
+def _reached(model, objective, Z, AZ, AtZ, rows, frozen):
+    model.zero_grad(set_to_none=True)
+    objective(Z, AZ, AtZ, rows).backward()
+    masks = []
+    for i, p in enumerate(model.parameters()):
+        reached = p.grad is not None and p.grad.ne(0)
+        reached = reached if p.grad is not None else torch.zeros_like(p, dtype=torch.bool)
+        if frozen is not None:
+            reached = reached | frozen[i]
+        masks.append(reached)
+    model.zero_grad(set_to_none=True)
+    return masks
