@@ -21,7 +21,8 @@ problems
     matrices).
 compare
     Side-by-side tables and convergence plots; the ``learned-precond`` CLI.
-PreconditionerSetupError, FitConvergenceWarning, IllConditionedWarning, ModelFileError
+PreconditionerSetupError, StructurallySingularError, FitConvergenceWarning,
+IllConditionedWarning, ModelFileError
     What goes wrong, and how to fix it.
 """
 
@@ -33,6 +34,7 @@ from .exceptions import (
     IllConditionedWarning,
     ModelFileError,
     PreconditionerSetupError,
+    StructurallySingularError,
 )
 
 __version__ = "0.1.0"
@@ -57,6 +59,7 @@ __all__ = [
     "IllConditionedWarning",
     "ModelFileError",
     "PreconditionerSetupError",
+    "StructurallySingularError",
     "get_preconditioner",
     "preconditioner_names",
 ]

@@ -96,3 +96,97 @@ def block_tridiagonal_lu(diag, sub, sup, *, max_cond=1e12):
     if np.linalg.cond(S[-1]) > max_cond:
         ok = False
     return S, L_sub, ok
+
+
+class ExactBlockFactors:
+    """Exact block LU ``A = L_blk U_blk`` (unit block lower, block upper), as operators.
+
+    Built from a pointwise LU without pivoting, ``A = L U`` (L unit lower): with
+    ``L_d = blockdiag(L_ii)``, ``L_blk = L L_d^-1`` and ``U_blk = L_d U``.
+    Used as the teacher whose far field the GFMM factors are fitted to.
+
+    Attributes
+    ----------
+    S : (M, P, P)
+        Diagonal blocks of ``U_blk`` (the exact Schur complements).
+    L_sub : (M-1, P, P)
+        Sub-diagonal blocks of ``L_blk``.
+    U_sup : (M-1, P, P)
+        Super-diagonal blocks of ``U_blk``.
+    """
+
+    def __init__(self, L, U, M, P):
+        self.M, self.P = M, P
+        self._L, self._U = L, U
+        Ld, L_sub_raw, _ = block_tridiagonal(L, M, P)
+        Ud, _, U_sup_raw = block_tridiagonal(U, M, P)
+        self._Ld = Ld
+        self._Ld_inv = np.linalg.inv(Ld)
+        self.S = Ld @ Ud
+        self.L_sub = L_sub_raw @ self._Ld_inv[:-1] if M > 1 else L_sub_raw
+        self.U_sup = Ld[:-1] @ U_sup_raw if M > 1 else U_sup_raw
+
+    def apply_L(self, Z):
+        """``L_blk Z`` for ``Z`` of shape (N, k)."""
+        M, P = self.M, self.P
+        W = np.einsum("mpq,mqk->mpk", self._Ld_inv, Z.reshape(M, P, -1)).reshape(Z.shape)
+        return self._L @ W
+
+    def apply_U(self, Z):
+        """``U_blk Z`` for ``Z`` of shape (N, k)."""
+        M, P = self.M, self.P
+        W = (self._U @ Z).reshape(M, P, -1)
+        return np.einsum("mpq,mqk->mpk", self._Ld, W).reshape(Z.shape)
+
+
+def exact_block_factors(A, M, P):
+    """Pointwise LU of the permuted, padded ``A`` without pivoting, or None.
+
+    Sparse ``A``: SuperLU with the natural column order and diagonal pivots
+    only (``diag_pivot_thresh=0``), so the factors keep the tree ordering.
+    Dense ``A``: right-looking blocked elimination without pivoting. Returns
+    None when a pivot is zero or not finite (the caller falls back to the
+    block tridiagonal initialization).
+    """
+    from scipy.sparse.linalg import splu
+
+    with np.errstate(all="raise"):
+        try:
+            if sp.issparse(A):
+                lu = splu(sp.csc_array(A), permc_spec="NATURAL", diag_pivot_thresh=0.0,
+                          options={"SymmetricMode": True})
+                n = A.shape[0]
+                if not (np.array_equal(lu.perm_r, np.arange(n))
+                        and np.array_equal(lu.perm_c, np.arange(n))):
+                    return None
+                L, U = sp.csr_array(lu.L), sp.csr_array(lu.U)
+            else:
+                L, U = _dense_lu_nopivot(np.array(A, dtype=np.float64), P)
+        except (RuntimeError, FloatingPointError, np.linalg.LinAlgError):
+            return None
+    diag = U.diagonal() if sp.issparse(U) else np.diag(U)
+    if not np.all(np.isfinite(diag)) or np.any(diag == 0):
+        return None
+    try:
+        return ExactBlockFactors(L, U, M, P)
+    except np.linalg.LinAlgError:
+        return None
+
+
+def _dense_lu_nopivot(A, P):
+    n = A.shape[0]
+    for k in range(0, n, P):
+        e = min(k + P, n)
+        # Unblocked LU of the diagonal block, then the panel and the update.
+        for j in range(k, e):
+            if A[j, j] == 0:
+                raise np.linalg.LinAlgError("zero pivot")
+            A[j + 1:e, j] /= A[j, j]
+            A[j + 1:e, j + 1:e] -= np.outer(A[j + 1:e, j], A[j, j + 1:e])
+        if e < n:
+            Lkk = np.tril(A[k:e, k:e], -1) + np.eye(e - k)
+            Ukk = np.triu(A[k:e, k:e])
+            A[k:e, e:] = np.linalg.solve(Lkk, A[k:e, e:])
+            A[e:, k:e] = np.linalg.solve(Ukk.T, A[e:, k:e].T).T
+            A[e:, e:] -= A[e:, k:e] @ A[k:e, e:]
+    return np.tril(A, -1) + np.eye(n), np.triu(A)

@@ -5,12 +5,24 @@ user never meets a confusing traceback from deep inside scipy or torch.
 """
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
-__all__ = ["as_matrix", "check_square", "check_rhs", "check_positive_int"]
+from .exceptions import StructurallySingularError
+
+__all__ = [
+    "as_matrix",
+    "check_square",
+    "check_rhs",
+    "check_positive_int",
+    "check_structure",
+    "structure_problem",
+    "diagonal_report",
+    "DiagonalReport",
+]
 
 
 def as_matrix(A, *, name="A", allow_operator=False):
@@ -141,3 +153,141 @@ def check_positive_int(value, name, *, minimum=1):
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}.")
     return int(value)
+
+
+def _row_col_nonzeros(A):
+    """Per-row and per-column counts of entries that are stored *and* nonzero."""
+    if sp.issparse(A):
+        A = sp.csr_array(A)
+        nonzero = A.data != 0
+        n_rows, n_cols = A.shape
+        rows = np.repeat(np.arange(n_rows), np.diff(A.indptr))
+        per_row = np.bincount(rows[nonzero], minlength=n_rows)
+        per_col = np.bincount(A.indices[nonzero], minlength=n_cols)
+        return per_row, per_col
+    mask = np.asarray(A) != 0
+    return mask.sum(axis=1), mask.sum(axis=0)
+
+
+def structure_problem(A, name="A"):
+    """Return why ``A`` is structurally singular (one sentence), or ``None``.
+
+    ``A`` is structurally singular when a row or a column has no nonzero
+    entry (explicitly stored zeros count as empty). See :func:`check_structure`.
+    """
+    if isinstance(A, LinearOperator) and not sp.issparse(A):
+        return None  # no entries to look at
+    per_row, per_col = _row_col_nonzeros(A)
+    for kind, counts in (("row", per_row), ("column", per_col)):
+        empty = np.flatnonzero(counts == 0)
+        if empty.size:
+            more = f" ({empty.size} empty {kind}s in all)" if empty.size > 1 else ""
+            return (
+                f"{name} is structurally singular: {kind} {int(empty[0])} has no nonzero "
+                f"entry{more}, so {name} has no inverse for a preconditioner to "
+                f"approximate. Remove that unknown/equation from the system or fix the "
+                f"assembly that left it empty."
+            )
+    return None
+
+
+def check_structure(A, name="A"):
+    """Raise if ``A`` has a row or a column with no nonzero entry.
+
+    Such an ``A`` is *structurally* singular: no choice of values for its
+    nonzeros makes it invertible, so no preconditioner (and no solver) can
+    approximate ``A^-1``. Explicitly stored zeros count as empty. A
+    ``LinearOperator`` passes (it has no entries to look at).
+
+    Parameters
+    ----------
+    A : sparse array/matrix, ndarray or LinearOperator
+        Square matrix (already validated by :func:`as_matrix`).
+    name : str
+        Name used in the error message.
+
+    Raises
+    ------
+    StructurallySingularError
+        A ``ValueError`` (and a ``PreconditionerSetupError``) naming the
+        first empty row (or column) and how many there are.
+    """
+    problem = structure_problem(A, name)
+    if problem is not None:
+        raise StructurallySingularError(problem)
+
+
+class DiagonalReport(NamedTuple):
+    """Counts of weak diagonal entries, as returned by :func:`diagonal_report`.
+
+    Attributes
+    ----------
+    n : int
+        Matrix size.
+    missing : int
+        Diagonal entries not stored in the sparse pattern (always 0 for dense input).
+    explicit_zero : int
+        Diagonal entries stored with value 0 (dense input: every zero diagonal entry).
+    weak : int
+        Nonzero diagonal entries with ``|a_ii| < rtol * max_j |a_ij|``.
+    first_zero : int
+        Index of the first zero (missing or stored) diagonal entry, ``-1`` if none.
+    rtol : float
+        The threshold used for ``weak``.
+    """
+
+    n: int
+    missing: int
+    explicit_zero: int
+    weak: int
+    first_zero: int
+    rtol: float
+
+    @property
+    def zero(self):
+        """Diagonal entries that are zero, stored or not."""
+        return self.missing + self.explicit_zero
+
+
+def diagonal_report(A, *, rtol=1e-3):
+    """Count the zero and weak diagonal entries of ``A``.
+
+    Parameters
+    ----------
+    A : sparse array/matrix or ndarray
+        Square matrix (already validated by :func:`as_matrix`).
+    rtol : float
+        A nonzero ``a_ii`` is *weak* when ``|a_ii| < rtol * max_j |a_ij|``
+        (the largest entry of its row).
+
+    Returns
+    -------
+    DiagonalReport
+    """
+    n = A.shape[0]
+    if sp.issparse(A):
+        A = sp.csr_array(A)
+        rows = np.repeat(np.arange(n), np.diff(A.indptr))
+        on_diag = A.indices == rows
+        stored = np.zeros(n, dtype=bool)
+        stored[rows[on_diag]] = True
+        row_max = np.zeros(n)
+        np.maximum.at(row_max, rows, np.abs(A.data))
+        diag = np.zeros(n)
+        np.add.at(diag, rows[on_diag], A.data[on_diag])
+    else:
+        A = np.asarray(A)
+        stored = np.ones(n, dtype=bool)
+        row_max = np.abs(A).max(axis=1)
+        diag = np.diagonal(A).astype(np.float64)
+    zero = diag == 0
+    first = np.flatnonzero(zero)
+    weak = ~zero & (np.abs(diag) < rtol * row_max)
+    return DiagonalReport(
+        n=int(n),
+        missing=int(np.count_nonzero(~stored)),
+        explicit_zero=int(np.count_nonzero(stored & zero)),
+        weak=int(np.count_nonzero(weak)),
+        first_zero=int(first[0]) if first.size else -1,
+        rtol=float(rtol),
+    )

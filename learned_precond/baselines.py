@@ -41,8 +41,8 @@ import scipy.sparse.linalg as spla
 
 from . import _ilu_kernels as kernels
 from ._base import Preconditioner, _format_bytes
-from ._validation import as_matrix
-from .exceptions import PreconditionerSetupError
+from ._validation import as_matrix, check_structure, structure_problem
+from .exceptions import PreconditionerSetupError, StructurallySingularError
 
 __all__ = ["Identity", "Jacobi", "ILU0", "ILUT", "AMG", "ExactLU"]
 
@@ -57,6 +57,19 @@ def _as_float_matrix(A, *, allow_operator=False):
     if isinstance(A, spla.LinearOperator):
         return A
     return A.astype(np.float64, copy=False)
+
+
+def _setup_error(message, A):
+    """The error for a failed setup; it says so when A's structure is the cause.
+
+    A structurally singular ``A`` (an empty row or column) is reported as a
+    :class:`StructurallySingularError` (also a ``ValueError``) whose message
+    adds the first empty row/column to the method's own message.
+    """
+    problem = structure_problem(A)
+    if problem is None:
+        return PreconditionerSetupError(message)
+    return StructurallySingularError(f"{message} Cause: {problem}")
 
 
 def _as_csr(A):
@@ -198,11 +211,12 @@ class Jacobi(Preconditioner):
             d = np.asarray(A.diagonal(), dtype=np.float64)
             zero = np.flatnonzero(d == 0)
             if zero.size:
-                raise PreconditionerSetupError(
+                raise _setup_error(
                     f"Jacobi needs a nonzero diagonal, but A[i, i] == 0 for "
                     f"{zero.size} row(s): {_rows_text(zero)}. Permute large entries "
                     f"onto the diagonal first (static pivoting, e.g. a maximum "
-                    f"matching), or use 'ilut' or 'amg' instead."
+                    f"matching), or use 'ilut' or 'amg' instead.",
+                    A,
                 )
             self = cls(1.0 / d)
         self.setup_time = t.elapsed
@@ -282,22 +296,24 @@ class ILU0(Preconditioner):
             diag = kernels.diagonal_positions(indptr, indices)
             missing = np.flatnonzero(diag < 0)
             if missing.size:
-                raise PreconditionerSetupError(
+                raise _setup_error(
                     f"ILU(0) needs a nonzero diagonal, but A[i, i] is not stored for "
                     f"{missing.size} row(s): {_rows_text(missing)}. Try 'ilut', static "
                     f"pivoting (LearnedLU permutes large entries onto the diagonal) "
-                    f"or 'amg'."
+                    f"or 'amg'.",
+                    A,
                 )
             row_max = np.zeros(A.shape[0])
             np.maximum.at(row_max, np.repeat(np.arange(A.shape[0]), np.diff(indptr)), np.abs(data))
             bad = kernels.ilu0_factor(indptr, indices, data, diag, _PIVOT_RTOL * row_max)
             if bad >= 0:
-                raise PreconditionerSetupError(
+                raise _setup_error(
                     f"ILU(0) broke down at row {bad}: pivot u[{bad}, {bad}] = "
                     f"{data[diag[bad]]:.3g} is zero or tiny relative to the row "
                     f"(ILU(0) needs nonzero pivots, which a nonzero diagonal in A "
                     f"does not guarantee). Try 'ilut', static pivoting (LearnedLU "
-                    f"permutes large entries onto the diagonal) or 'amg'."
+                    f"permutes large entries onto the diagonal) or 'amg'.",
+                    A,
                 )
             self = cls(indptr, indices, data, diag)
         self.setup_time = t.elapsed
@@ -414,12 +430,13 @@ class ILUT(Preconditioner):
                 )
             except RuntimeError as err:
                 reason = " ".join(str(err).split())
-                raise PreconditionerSetupError(
+                raise _setup_error(
                     f"ILUT failed ({reason}): the incomplete factors of A are singular "
                     f"with drop_tol={drop_tol:g}, fill_factor={fill_factor:g}. Lower "
                     f"drop_tol or raise fill_factor, check A for empty rows/columns "
                     f"(a singular A has no useful ILU), "
-                    f"or use 'amg'."
+                    f"or use 'amg'.",
+                    A,
                 ) from err
             self = cls(ilu, drop_tol=drop_tol, fill_factor=fill_factor, drop_rule=drop_rule)
         self.setup_time = t.elapsed
@@ -515,6 +532,14 @@ class AMG(Preconditioner):
         Returns
         -------
         AMG
+
+        Raises
+        ------
+        StructurallySingularError
+            ``A`` has an empty row or column.
+        PreconditionerSetupError
+            A zero diagonal entry (the smoothers divide by it), or pyamg could
+            not build a finite hierarchy.
         """
         import pyamg
 
@@ -524,6 +549,19 @@ class AMG(Preconditioner):
             raise ValueError(f"cycle must be 'V', 'W' or 'F', got {cycle!r}.")
         with _Timer() as t:
             A = _as_csr(_as_float_matrix(A))
+            # pyamg builds a hierarchy for a singular A without complaint (its
+            # coarse pseudo-inverse hides the null space); refuse it here.
+            check_structure(A)
+            zero = np.flatnonzero(A.diagonal() == 0)
+            if zero.size:
+                # Every pyamg smoother (Jacobi, Gauss-Seidel) and the SA prolongation
+                # smoother divide by diag(A): the hierarchy would be NaN.
+                raise PreconditionerSetupError(
+                    f"AMG needs a nonzero diagonal (its smoothers divide by it), but "
+                    f"A[i, i] == 0 for {zero.size} row(s): {_rows_text(zero)}. Apply static "
+                    f"pivoting first (learned_precond.pivoting.pivoted('amg', A)) or use "
+                    f"'ilut'."
+                )
             symmetric = _is_symmetric(A)
             if method == "auto":
                 method = "sa" if symmetric else "nsa"
@@ -553,7 +591,20 @@ class AMG(Preconditioner):
             )
             # One cycle now builds the lazily computed coarse pseudo-inverse, so
             # that setup cost lands in setup_time and never in the first apply.
-            self._precond.matvec(np.ones(self.shape[0]))
+            # It also catches a hierarchy that is not finite (tiny diagonals).
+            try:
+                with np.errstate(all="ignore"):
+                    probe = self._precond.matvec(np.ones(self.shape[0]))
+                finite = bool(np.all(np.isfinite(probe)))
+            except (ValueError, np.linalg.LinAlgError):  # pinv of a non-finite coarse A
+                finite = False
+            if not finite:
+                raise PreconditionerSetupError(
+                    f"pyamg's {method!r} V-cycle for A produces non-finite values (a "
+                    f"diagonal entry of A, or of a coarse level, is tiny). Try static "
+                    f"pivoting (learned_precond.pivoting.pivoted('amg', A)), another "
+                    f"method ('sa', 'nsa', 'rs', 'air'), or 'ilut'."
+                )
         self.setup_time = t.elapsed
         return self
 
@@ -639,10 +690,11 @@ class ExactLU(Preconditioner):
                     lu = spla.splu(A.tocsc(), permc_spec=permc_spec)
                 except RuntimeError as err:
                     reason = " ".join(str(err).split())
-                    raise PreconditionerSetupError(
+                    raise _setup_error(
                         f"A is singular ({reason}); it has no inverse to apply. Check for "
                         f"empty or repeated rows/columns, or remove the null space "
-                        f"(e.g. fix one value of a pure Neumann problem)."
+                        f"(e.g. fix one value of a pure Neumann problem).",
+                        A,
                     ) from err
                 self = cls(lu, n, sparse=True)
             else:
@@ -651,10 +703,11 @@ class ExactLU(Preconditioner):
                     lu, piv = scipy.linalg.lu_factor(A)
                 zero = np.flatnonzero(np.diag(lu) == 0)
                 if zero.size:
-                    raise PreconditionerSetupError(
+                    raise _setup_error(
                         f"A is singular: U[i, i] == 0 at position(s) {_rows_text(zero)} "
                         f"of its LU factorization; it has no inverse to apply. Remove "
-                        f"the null space or regularize A."
+                        f"the null space or regularize A.",
+                        A,
                     )
                 self = cls((lu, piv), n, sparse=False)
         self.setup_time = t.elapsed

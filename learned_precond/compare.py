@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 from ._base import _format_bytes
 from ._registry import get_preconditioner, preconditioner_names
-from ._validation import as_matrix, check_positive_int, check_rhs
+from ._validation import as_matrix, check_positive_int, check_rhs, check_structure
 from .baselines import _as_csr, _is_symmetric
 from .exceptions import ModelFileError, PreconditionerSetupError
 from .krylov import METHODS, solve
@@ -171,10 +171,12 @@ def compare(
     ------
     ValueError
         Unknown preconditioner name, ``fit_options`` for a preconditioner
-        that is not compared, a bad ``b``, or ``method='cg'``/``'minres'``
-        with a nonsymmetric ``A``.
+        that is not compared, a bad ``b``, ``method='cg'``/``'minres'``
+        with a nonsymmetric ``A``, or a structurally singular ``A`` (an
+        empty row or column: :class:`~learned_precond.StructurallySingularError`).
     """
     A = as_matrix(A)
+    check_structure(A)  # would fail every row alike; say it once
     n = A.shape[0]
     b = A @ np.ones(n) if b is None else check_rhs(b, n)
     names = _check_names(preconditioners)

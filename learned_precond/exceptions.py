@@ -5,6 +5,7 @@ Every message says what is wrong with the input and how to fix it.
 
 __all__ = [
     "PreconditionerSetupError",
+    "StructurallySingularError",
     "FitConvergenceWarning",
     "IllConditionedWarning",
     "ModelFileError",
@@ -22,6 +23,17 @@ class PreconditionerSetupError(RuntimeError):
     def __init__(self, message, *, report=None):
         super().__init__(message)
         self.report = report
+
+
+class StructurallySingularError(PreconditionerSetupError, ValueError):
+    """``A`` has an empty row or column (or no zero-free diagonal under any row
+    permutation), so it is singular whatever its values are.
+
+    Both a :class:`PreconditionerSetupError` (no preconditioner can be built:
+    :func:`~learned_precond.compare.compare` reports it as a failed setup) and a
+    ``ValueError`` (the input is invalid: :func:`~learned_precond.krylov.solve`
+    and the CLI reject it). The message names the first empty row or column.
+    """
 
 
 class FitConvergenceWarning(UserWarning):

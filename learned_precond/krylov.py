@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from ._validation import as_matrix, check_positive_int, check_rhs
+from ._validation import as_matrix, check_positive_int, check_rhs, check_structure
 
 __all__ = ["solve", "SolveResult", "METHODS"]
 
@@ -126,6 +126,11 @@ def solve(A, b, M=None, *, method="gmres", rtol=1e-8, atol=0.0, maxiter=None, re
     -------
     SolveResult
 
+    Raises
+    ------
+    StructurallySingularError
+        (a ``ValueError``) ``A`` has an empty row or column.
+
     Notes
     -----
     With ``target = max(rtol * ||b||, atol)`` and ``r = b - A x`` computed
@@ -159,6 +164,7 @@ def solve(A, b, M=None, *, method="gmres", rtol=1e-8, atol=0.0, maxiter=None, re
     if method not in METHODS:
         raise ValueError(f"unknown Krylov method {method!r}; choose from {', '.join(METHODS)}.")
     A = as_matrix(A, allow_operator=True)
+    check_structure(A)  # an empty row/column: no solution to converge to
     n = A.shape[0]
     b = check_rhs(b, n)
     x0 = None if x0 is None else check_rhs(x0, n, name="x0")

@@ -38,13 +38,19 @@ from .exceptions import FitConvergenceWarning, IllConditionedWarning, Preconditi
 from .gfmm import GFMMLayout, transpose_params
 from .io import load_learned_lu, matrix_fingerprint, save_learned_lu
 from .ordering import tree_ordering
-from .training import LOSSES, FitReport, LUModel, train
+from .training import LOSSES, FitReport, LUModel, distill_far_field, train
 
 __all__ = ["LearnedLU"]
 
 logger = logging.getLogger(__name__)
 
-_INITS = ("auto", "block_tridiagonal", "block_jacobi", "random")
+_INITS = ("auto", "block_tridiagonal", "block_jacobi", "exact_compressed", "random")
+# Sizes up to which fit estimates cond(A) with a sparse/dense factorization.
+_COND_MAX_SPARSE = 20000
+_COND_MAX_DENSE = 4096
+# Condition numbers beyond which the fit warns (seed 002: near the singular
+# set no learned approximate inverse can be trusted).
+_COND_WARN = 1e10
 _ORDERINGS = ("auto", "natural", "geometric", "zorder", "bisection")
 # Diagonal blocks of U with a larger condition number are regularized.
 _MAX_BLOCK_COND = 1e10
@@ -89,8 +95,8 @@ class LearnedLU(Preconditioner):
     # -- construction -------------------------------------------------------
     @classmethod
     def fit(cls, A, *, block_size=32, rank=None, ordering="auto", symmetric="auto",
-            loss="probe", transpose_loss=False, blockwise=False, max_steps=300,
-            n_probes=16, lr=None, tol=1e-3, patience=5, init="auto", seed=None,
+            loss="probe", transpose_loss=False, blockwise=False, max_steps=200,
+            n_probes=16, lr=None, tol=1e-3, patience=10, init="auto", seed=None,
             device="cpu", dtype=None, coords=None, grid_shape=None, verbose=False,
             callback=None, train_near_field=True):
         """Learn ``L U ~ A`` and return the fitted preconditioner.
@@ -120,18 +126,30 @@ class LearnedLU(Preconditioner):
         transpose_loss, blockwise : bool
             The seed's transpose term and block-row schedule.
         max_steps : int
-            Optimizer steps (0 returns the initialization).
+            Optimizer steps (0 returns the initialization). Training keeps the
+            parameters with the best GMRES residual reduction seen, so the
+            result is never worse than the initialization.
         n_probes : int
             Probe vectors per step.
         lr : float, optional
-            Adam learning rate (default 1e-3).
+            Adam learning rate (default 5e-3; the factors are trained on A
+            scaled to unit diagonal, so this is a relative step).
         tol, patience : float, int
-            Early stopping on relative improvement of the validation loss.
-        init : {'auto', 'block_tridiagonal', 'block_jacobi', 'random'} or LearnedLU
-            Starting point. ``'auto'`` is the exact block LU of ``A``'s block
-            tridiagonal part in the chosen ordering. A fitted ``LearnedLU`` for
-            a matrix of the same size warm-starts from its factors (and reuses
-            its ordering).
+            Stop when the kept GMRES figure of merit (evaluated every 10
+            steps) improved by less than ``tol`` relatively for ``patience``
+            evaluations in a row.
+        init : {'auto', 'block_tridiagonal', 'block_jacobi', 'exact_compressed', \
+'random'} or LearnedLU
+            Starting point. ``'auto'`` is ``'block_tridiagonal'``: the exact
+            block LU of ``A``'s block tridiagonal part in the chosen ordering
+            (far field zero). ``'exact_compressed'`` factors ``A`` exactly
+            (no pivoting; affordable for small N only) and distills the far
+            field of both factors into the GFMM structure. A fitted
+            ``LearnedLU`` for a matrix of the same size warm-starts from its
+            factors (and reuses its ordering).
+        train_near_field : bool
+            Also train the near-field blocks (default); False trains only the
+            far field.
         seed : int, optional
             Makes the fit deterministic.
         device : str or torch.device
@@ -157,6 +175,28 @@ class LearnedLU(Preconditioner):
         """
         t_start = time.perf_counter()
         A = as_matrix(A, allow_operator=True)
+        # Adam's second moments of tiny gradients become subnormal floats, which
+        # are ~10x slower on x86; flushing them to zero changes no result that
+        # matters and is undone when fit returns.
+        flush = torch.set_flush_denormal(True)
+        try:
+            return cls._fit(A, t_start, block_size=block_size, rank=rank,
+                            ordering=ordering, symmetric=symmetric, loss=loss,
+                            transpose_loss=transpose_loss, blockwise=blockwise,
+                            max_steps=max_steps, n_probes=n_probes, lr=lr, tol=tol,
+                            patience=patience, init=init, seed=seed, device=device,
+                            dtype=dtype, coords=coords, grid_shape=grid_shape,
+                            verbose=verbose, callback=callback,
+                            train_near_field=train_near_field)
+        finally:
+            if flush:
+                torch.set_flush_denormal(False)
+
+    @classmethod
+    def _fit(cls, A, t_start, *, block_size, rank, ordering, symmetric, loss,
+             transpose_loss, blockwise, max_steps, n_probes, lr, tol, patience, init,
+             seed, device, dtype, coords, grid_shape, verbose, callback,
+             train_near_field):
         n = A.shape[0]
         block_size = check_positive_int(block_size, "block_size")
         rank = min(8, block_size) if rank is None else check_positive_int(rank, "rank")
@@ -188,7 +228,7 @@ class LearnedLU(Preconditioner):
             raise ValueError(
                 "transpose_loss=True needs A^T products, but this LinearOperator has no "
                 "rmatvec; define rmatvec or pass transpose_loss=False.")
-        lr = 1e-3 if lr is None else float(lr)
+        lr = 5e-3 if lr is None else float(lr)
         if not lr > 0:
             raise ValueError(f"lr must be positive, got {lr}.")
         torch_dtype = torch.float64 if dtype is None else dtype
@@ -257,8 +297,17 @@ class LearnedLU(Preconditioner):
             else:
                 blocks = _blocks.block_tridiagonal(Ap, M, P)
             blocks = tuple(b / scale for b in blocks)
+            teacher = None
+            if init == "exact_compressed" and not is_operator:
+                teacher = _blocks.exact_block_factors(Ap / scale, M, P)
+                if teacher is None:
+                    report.notes.append("exact LU without pivoting failed (zero pivot): "
+                                        "block tridiagonal initialization used")
+            if init == "exact_compressed" and teacher is None:
+                init = "block_tridiagonal"
             model, init_name, notes = _initial_model(
-                layout, blocks, init, is_sym, symmetric, torch_dtype, generator)
+                layout, blocks, init, is_sym, symmetric, torch_dtype, generator,
+                teacher=teacher)
             report.init = init_name
             report.notes.extend(notes)
         model.to(device)
@@ -280,7 +329,6 @@ class LearnedLU(Preconditioner):
             return apply_raw(v) / scale
 
         b_eval = torch.randn(N, generator=generator, dtype=torch.float64).numpy()
-        eval_iterations = min(30, N)
         try:
             converged = train(
                 model, apply_A, apply_At, report, loss=loss,
@@ -289,7 +337,7 @@ class LearnedLU(Preconditioner):
                 patience=patience, generator=generator, verbose=verbose,
                 callback=callback, fast_solve=_fast_solve,
                 train_near_field=train_near_field,
-                evaluate=lambda m: _gmres_merit(m, apply_scaled, b_eval, eval_iterations))
+                evaluate=lambda m: _gmres_merit(m, apply_scaled, b_eval))
         except FloatingPointError as exc:
             raise PreconditionerSetupError(
                 f"LearnedLU training diverged: {exc}. Try a smaller lr, a smaller "
@@ -304,6 +352,16 @@ class LearnedLU(Preconditioner):
         report.nbytes = self.nbytes
         self._check_output(generator)
         report.cond_A_hat = self._cond_estimate_hat(generator)
+        report.cond_A = _cond_estimate(A)
+        worst = max(c for c in (report.cond_A, report.cond_A_hat, 0.0) if math.isfinite(c)) \
+            if any(math.isfinite(c) for c in (report.cond_A, report.cond_A_hat)) else math.inf
+        if worst > _COND_WARN:
+            warnings.warn(
+                f"A is ill conditioned (cond(A) ~ {report.cond_A:.2g}, learned "
+                f"cond(L U) ~ {report.cond_A_hat:.2g}): near the singular set a learned "
+                f"approximate inverse cannot be trusted (docs/robustness.md). Check the "
+                f"true residual of your solves; consider ExactLU or ILUT for this matrix.",
+                IllConditionedWarning, stacklevel=2)
         report.fit_time = time.perf_counter() - t_start
         self.setup_time = report.fit_time
         if max_steps > 0 and not report.converged:
@@ -453,11 +511,13 @@ class LearnedLU(Preconditioner):
 
 
 # -- helpers -------------------------------------------------------------------
-def _gmres_merit(model, apply_slots, b, iterations):
-    """True residual reduction ||b - A x|| / ||b|| after a fixed GMRES budget.
+def _gmres_merit(model, apply_slots, b, rtol=1e-8, restart=50, cap=400):
+    """GMRES(restart) iterations to a true relative residual ``rtol``, as a float.
 
-    The figure of merit for keeping the best factors: continuous (unlike an
-    iteration count) and exactly what a Krylov user feels.
+    The figure of merit for keeping the best factors: exactly what a Krylov
+    user feels. The fractional part (final residual over target, < 1 when
+    converged) breaks ties; an unconverged run scores ``cap`` plus the
+    number of decades still missing.
     """
     M, P = model.layout.n_leaves, model.layout.block_size
     N = M * P
@@ -472,10 +532,20 @@ def _gmres_merit(model, apply_slots, b, iterations):
 
     Mop = LinearOperator((N, N), matvec=m_apply, dtype=np.float64)
     Aop = LinearOperator((N, N), matvec=lambda v: apply_slots(v), dtype=np.float64)
+    count = [0]
+
+    def callback(_):
+        count[0] += 1
+
     with np.errstate(all="ignore"):
-        x, _ = gmres(Aop, b, M=Mop, restart=iterations, maxiter=1, rtol=1e-30, atol=0.0)
+        x, _ = gmres(Aop, b, M=Mop, restart=restart, maxiter=-(-cap // restart),
+                     rtol=rtol, atol=0.0, callback=callback, callback_type="pr_norm")
         res = np.linalg.norm(b - apply_slots(x)) / np.linalg.norm(b)
-    return float(res) if np.isfinite(res) else math.inf
+    if not np.isfinite(res):
+        return math.inf
+    if res <= rtol:
+        return count[0] + res / rtol
+    return max(count[0], cap) + math.log10(res / rtol)
 
 
 def _fast_solve(model, W):
@@ -525,6 +595,21 @@ def _solve_packed(packs, S_inv, symmetric, Y):
     return solve_lower(packs["U"], Y[::-1])[::-1]
 
 
+def _cond_estimate(A):
+    """cond_1(A) when a factorization is affordable, else NaN (see report)."""
+    from .metrics import condest
+
+    if isinstance(A, LinearOperator):
+        return float("nan")
+    n = A.shape[0]
+    if n > (_COND_MAX_SPARSE if sp.issparse(A) else _COND_MAX_DENSE):
+        return float("nan")
+    try:
+        return float(condest(A))
+    except (RuntimeError, ValueError, np.linalg.LinAlgError):
+        return float("inf")
+
+
 def _has_rmatvec(A):
     try:
         A.rmatvec(np.zeros(A.shape[0]))
@@ -560,12 +645,17 @@ def _is_symmetric(A):
     return bool(np.allclose(A, A.T, rtol=0, atol=1e-12 * np.abs(A).max()))
 
 
-def _initial_model(layout, blocks, init, is_sym, symmetric, dtype, generator):
+def _initial_model(layout, blocks, init, is_sym, symmetric, dtype, generator,
+                   teacher=None):
     diag, sub, sup = blocks
     M, P = layout.n_leaves, layout.block_size
     notes = []
-    name = "block_tridiagonal" if init == "auto" else init
-    if name == "block_tridiagonal":
+    name = init
+    if init == "auto":
+        name = "block_tridiagonal"
+    if name == "exact_compressed":
+        S, L_sub, sup = teacher.S, teacher.L_sub, teacher.U_sup
+    elif name == "block_tridiagonal":
         S, L_sub, ok = _blocks.block_tridiagonal_lu(diag, sub, sup)
         if not ok:
             notes.append("block tridiagonal LU met a singular Schur complement; "
@@ -603,6 +693,11 @@ def _initial_model(layout, blocks, init, is_sym, symmetric, dtype, generator):
         model.L.init_far_field(generator)
         if model.U is not None:
             model.U.init_far_field(generator)
+    if name == "exact_compressed":
+        history = distill_far_field(model, teacher, generator=generator)
+        if history:
+            notes.append(f"far field distilled from the exact block factors: "
+                         f"{len(history)} steps, loss {history[0]:.3g} -> {history[-1]:.3g}")
     return model, name, notes
 
 

@@ -419,3 +419,41 @@ def _reached(model, objective, Z, AZ, AtZ, rows, frozen):
         masks.append(reached)
     model.zero_grad(set_to_none=True)
     return masks
+
+
+def distill_far_field(model, teacher, *, steps=300, n_probes=16, lr=1e-2, generator=None):
+    """Fit the far field of ``model`` to exact block factors (near field already set).
+
+    Regression ``||L Z - L_blk Z||^2 / ||L_blk Z||^2`` (and the same for ``U``
+    in the general case) on fresh Gaussian probes, far-field parameters only:
+    well conditioned, unlike fitting ``L U ~ A`` directly, because each factor
+    is compared with its own target. Returns the loss history.
+    """
+    N = model.layout.size
+    if not model.layout.has_far_field or steps == 0:
+        return []
+    blocks = [model.L] + ([model.U] if model.U is not None else [])
+    params = [p for blk in blocks for name, p in blk.named_parameters()
+              if name.split(".")[0] in ("V", "U", "W", "R", "B")]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    dtype = params[0].dtype
+    history = []
+    for _ in range(steps):
+        Z = torch.randn(N, n_probes, generator=generator, dtype=torch.float64)
+        Zn = Z.numpy()
+        targets = [torch.from_numpy(teacher.apply_L(Zn))]
+        if model.U is not None:
+            targets.append(torch.from_numpy(teacher.apply_U(Zn)))
+        Z = Z.to(dtype)
+        optimizer.zero_grad(set_to_none=True)
+        value = 0.0
+        for blk, T in zip(blocks, targets):
+            T = T.to(dtype)
+            R = blk(Z) - T
+            value = value + (R * R).sum() / (T * T).sum()
+        if not torch.isfinite(value):
+            break
+        value.backward()
+        optimizer.step()
+        history.append(float(value.detach()))
+    return history

@@ -186,8 +186,9 @@ def test_linear_operator_input():
 
 
 def test_dense_input():
-    x = np.linspace(0, 1, 200)
-    A = np.exp(-np.subtract.outer(x, x) ** 2 / (2 * 0.2**2)) + 1e-2 * np.eye(200)
+    # exponential covariance rho^|i-j| (dense): low-rank off-diagonal blocks
+    i = np.arange(200)
+    A = 0.9 ** np.abs(np.subtract.outer(i, i))
     M = quiet_fit(A, block_size=16, rank=8, max_steps=50)
     result = solve(A, np.ones(200), M, method="gmres", rtol=1e-8)
     assert result.converged
@@ -206,12 +207,15 @@ def test_training_is_never_worse_than_its_initialization():
 
 
 def test_training_improves_the_preconditioner():
-    A = laplace_2d(32)
+    # From block Jacobi (no coupling between leaves) gradient descent must
+    # learn the couplings: fewer GMRES iterations and a smaller ||LU - A||.
+    A = laplace_2d(16)
     b = np.ones(A.shape[0])
-    M0 = quiet_fit(A, max_steps=0)
-    M = quiet_fit(A, max_steps=150, lr=1e-3, loss="inverse")
-    assert M.report.relative_error < M.report.init_relative_error or (
-        solve(A, b, M).iterations < solve(A, b, M0).iterations)
+    options = {"block_size": 8, "rank": 4, "init": "block_jacobi", "seed": 0}
+    M0 = quiet_fit(A, **options, max_steps=0)
+    M = quiet_fit(A, **options, max_steps=300, lr=1e-2, patience=100)
+    assert M.report.best_step > 0
+    assert M.report.relative_error < M.report.init_relative_error
     assert solve(A, b, M).iterations < solve(A, b, M0).iterations
 
 
