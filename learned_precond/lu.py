@@ -473,6 +473,23 @@ class LearnedLU(Preconditioner):
                 y = torch.from_numpy(np.ascontiguousarray(w))
         return big * small if math.isfinite(big * small) else float("inf")
 
+    def to_dense(self, max_size=8192):
+        """Dense learned ``A_hat = L U`` in the user's numbering (small N only).
+
+        For metrics and figures: ``A_hat`` is what the preconditioner inverts
+        exactly (``M = A_hat^-1``).
+        """
+        n = self.shape[0]
+        if self.layout.size > max_size:
+            raise ValueError(
+                f"to_dense would form a {self.layout.size}x{self.layout.size} matrix; "
+                f"raise max_size if you really want that.")
+        with torch.no_grad():
+            eye = torch.eye(self.layout.size, dtype=torch.float64)
+            full = self._model.product(eye).numpy() * self.scale
+        pos = self.ordering.positions
+        return full[np.ix_(pos, pos)].reshape(n, n)
+
     # -- reporting ------------------------------------------------------------
     @property
     def nbytes(self):

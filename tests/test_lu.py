@@ -331,3 +331,11 @@ def test_load_rejects_crafted_files(tmp_path):
     np.savez(objfile, **arrays)
     with pytest.raises(ModelFileError):
         LearnedLU.load(objfile)
+
+
+def test_to_dense_is_the_matrix_M_inverts():
+    A = convection_diffusion_2d(12)
+    M = quiet_fit(A, block_size=8, rank=3)
+    A_hat = M.to_dense()
+    x = np.random.default_rng(0).standard_normal(A.shape[0])
+    np.testing.assert_allclose(M @ (A_hat @ x), x, rtol=1e-9, atol=1e-9)
