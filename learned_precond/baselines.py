@@ -60,7 +60,7 @@ def _as_float_matrix(A, *, allow_operator=False):
 
 
 def _setup_error(message, A):
-    """The error for a failed setup; it says so when A's structure is the cause.
+    """Return the error for a failed setup, saying so when A's structure is the cause.
 
     A structurally singular ``A`` (an empty row or column) is reported as a
     :class:`StructurallySingularError` (also a ``ValueError``) whose message

@@ -26,10 +26,9 @@ class PreconditionerSetupError(RuntimeError):
 
 
 class StructurallySingularError(PreconditionerSetupError, ValueError):
-    """``A`` has an empty row or column (or no zero-free diagonal under any row
-    permutation), so it is singular whatever its values are.
+    """``A`` is singular whatever its values are: an empty row or column.
 
-    Both a :class:`PreconditionerSetupError` (no preconditioner can be built:
+    Also raised when no row permutation gives a zero-free diagonal. Both a :class:`PreconditionerSetupError` (no preconditioner can be built:
     :func:`~learned_precond.compare.compare` reports it as a failed setup) and a
     ``ValueError`` (the input is invalid: :func:`~learned_precond.krylov.solve`
     and the CLI reject it). The message names the first empty row or column.
