@@ -361,14 +361,14 @@ class LearnedLU(Preconditioner):
                 f"cond(L U) ~ {report.cond_A_hat:.2g}): near the singular set a learned "
                 f"approximate inverse cannot be trusted (docs/robustness.md). Check the "
                 f"true residual of your solves; consider ExactLU or ILUT for this matrix.",
-                IllConditionedWarning, stacklevel=2)
+                IllConditionedWarning, stacklevel=3)
         report.fit_time = time.perf_counter() - t_start
         self.setup_time = report.fit_time
         if max_steps > 0 and not report.converged:
             warnings.warn(
                 f"LearnedLU stopped at max_steps={max_steps} before its tolerance "
                 f"(tol={tol}) was met; the factors are usable but may improve with a "
-                f"larger max_steps or lr.", FitConvergenceWarning, stacklevel=2)
+                f"larger max_steps or lr.", FitConvergenceWarning, stacklevel=3)
         return self
 
     # -- persistence ------------------------------------------------------------

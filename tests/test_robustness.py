@@ -16,7 +16,7 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from contract import convection_diffusion_2d, laplace_2d
+from contract import convection_diffusion_2d
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -222,6 +222,36 @@ def test_zero_diagonal_learned_lu_with_pivoting():
     assert result.converged, result
     reference = solve(A0, A0 @ np.ones(n), fit("learned_lu", A0), rtol=1e-8, maxiter=500)
     assert result.iterations <= reference.iterations + 5
+
+
+@pytest.mark.skipif(not HAS_PIVOTING_OPTION, reason="LearnedLU.fit has no pivoting= yet")
+def test_learned_lu_pivoting_option(tmp_path):
+    """``LearnedLU.fit(A, pivoting=...)``: M ~ A^-1 for the original A, its transpose, io."""
+    A0 = convection_diffusion_2d(12)
+    n = A0.shape[0]
+    A = sp.csr_array(A0[np.roll(np.arange(n), 5)])  # zero diagonal
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitConvergenceWarning)
+        M = LearnedLU.fit(A, pivoting="auto", **LEARNED)
+    assert M.pivoting.method == "mc64" and M.report.pivoting == "mc64"
+    assert not M.symmetric  # rows moved: M = D_c M' D_r P is not symmetric
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal(n), rng.standard_normal(n)
+    assert abs((M @ x) @ y - x @ M.rmatvec(y)) <= 1e-10 * np.linalg.norm(M @ x) * np.linalg.norm(y)
+    assert solve(A, A @ np.ones(n), M, rtol=1e-8, maxiter=500).converged
+    path = tmp_path / "pivoted.npz"
+    M.save(path)
+    loaded = LearnedLU.load(path, A=A)  # the fingerprint is the original A's
+    np.testing.assert_array_equal(loaded @ x, M @ x)
+    np.testing.assert_array_equal(loaded.rmatvec(y), M.rmatvec(y))
+    # symmetric scaling keeps an SPD preconditioner SPD (valid for CG)
+    spd = sp.csr_array(sp.diags_array(np.linspace(1, 100, 40)) @ lap1d(40)
+                       @ sp.diags_array(np.linspace(1, 100, 40)))
+    S = fit("learned_lu", spd, pivoting="scale")
+    assert S.symmetric
+    assert solve(spd, np.ones(40), S, method="cg", rtol=1e-10).converged
+    with pytest.raises(ValueError, match="pivoting"):
+        LearnedLU.fit(A, pivoting="mc65", **LEARNED)
 
 
 def test_zero_diagonal_learned_lu_without_pivoting_is_honest():
@@ -517,7 +547,7 @@ def test_random_matrices_fit_apply_solve(name, spec):
         assert error <= 20 * cond * rtol, (error, cond)
 
 
-# -- 9. threads: one fitted operator, applied concurrently -----------------------------------------
+# -- 9. threads: one fitted operator, applied concurrently ------------------------------------
 
 THREADS, APPLIES = 8, 50
 

@@ -1,0 +1,143 @@
+"""The asv suite cannot rot: its modules import and every benchmark class runs.
+
+Each benchmark class's ``setup`` and ``track_*``/``time_*``/``peakmem_*``
+methods run here on tiny matrices (8 x 8 grids and pyamg's 225-unknown
+``recirc_flow``; ``LearnedLU`` with two training steps), called the way asv
+calls them: ``setup_cache`` once in a scratch directory, its return value
+passed to ``setup`` and the benchmark.
+No timing is asserted; the tracked numbers are.
+"""
+
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+BENCHMARKS_DIR = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+if str(BENCHMARKS_DIR) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS_DIR))
+
+from benchmarks import common, preconditioners  # noqa: E402
+
+TINY_PROBLEMS = {
+    "laplace_2d": ("laplace_2d", {}, {"small": 8}),
+    "convection_diffusion_2d_vortex": ("convection_diffusion_2d", {"velocity": "vortex"},
+                                       {"small": 8}),
+    "recirc_flow": ("recirc_flow", {}, None),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_suite(tmp_path_factory):
+    """The suite on tiny problems, and the setup cache asv would pass to ``setup``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(common, "PROBLEMS", TINY_PROBLEMS)
+        mp.setattr(common, "SIZES", ("small", "medium"))
+        mp.setattr(common, "LEARNED_LU_OPTIONS", {"seed": 0, "max_steps": 2})
+        common.build_problem.cache_clear()
+        common._fitted.cache_clear()
+        # asv runs setup_cache once, in a scratch directory.
+        mp.chdir(tmp_path_factory.mktemp("asv_cache"))
+        yield preconditioners.Solve().setup_cache()
+    common.build_problem.cache_clear()
+    common._fitted.cache_clear()
+
+
+def test_grid_matches_the_issue():
+    assert set(common.PROBLEMS) == {
+        "laplace_2d", "convection_diffusion_2d_vortex", "biharmonic_2d", "diffusion_2d",
+        "rbf_kernel", "recirc_flow", "airfoil",
+    }
+    assert common.PRECONDITIONERS == (
+        "none", "jacobi", "ilu0", "ilut", "amg", "exact", "learned_lu")
+    assert common.METHODS == ("gmres", "cg", "bicgstab")
+    for cls in (preconditioners.Fit, preconditioners.Apply, preconditioners.Solve):
+        assert len(cls.params) == len(cls.param_names)
+    # asv's key for a shared setup cache is the module and line of setup_cache.
+    assert preconditioners.Apply.setup_cache is preconditioners.Solve.setup_cache
+    assert preconditioners.Solve.track_iterations.unit == "iterations"
+    assert preconditioners.Apply.track_memory_bytes.unit == "bytes"
+
+
+def test_quick_and_full_switch():
+    assert not common.full_grid_requested({})
+    assert not common.full_grid_requested({"LP_BENCH_FULL": "0"})
+    assert common.full_grid_requested({"LP_BENCH_FULL": "1"})
+
+
+def test_grid_skips_missing_sizes(tiny_suite):
+    assert set(common.grid()) == {
+        ("laplace_2d", "small"), ("convection_diffusion_2d_vortex", "small"),
+        ("recirc_flow", "small"),
+    }
+    assert set(tiny_suite) == {f"{label}/{size}" for label, size in common.grid()}
+    assert all(pathlib.Path(entry["path"]).is_file() for entry in tiny_suite.values())
+
+
+@pytest.mark.parametrize("name", ["none", "jacobi", "ilu0", "ilut", "amg", "exact",
+                                  "learned_lu"])
+def test_solve_tracks_iterations(tiny_suite, name):
+    bench = preconditioners.Solve()
+    bench.setup(tiny_suite, "laplace_2d", "small", name, "gmres")
+    iterations = bench.track_iterations(tiny_suite, "laplace_2d", "small", name, "gmres")
+    assert bench.track_converged(tiny_suite, "laplace_2d", "small", name, "gmres") == 1
+    # GMRES on 64 unknowns converges within 64 iterations in exact arithmetic.
+    assert 1 <= iterations <= 64
+    if name == "exact":
+        assert iterations <= 2
+    bench.time_solve(tiny_suite, "laplace_2d", "small", name, "gmres")
+
+
+def test_solve_bicgstab_and_cg(tiny_suite):
+    bench = preconditioners.Solve()
+    args = (tiny_suite, "convection_diffusion_2d_vortex", "small", "learned_lu", "bicgstab")
+    bench.setup(*args)
+    assert bench.track_converged(*args) == 1
+    for name in ("amg", "learned_lu"):  # both symmetric positive definite on SPD A
+        args = (tiny_suite, "laplace_2d", "small", name, "cg")
+        bench.setup(*args)
+        assert bench.track_converged(*args) == 1
+        assert 1 <= bench.track_iterations(*args) <= 64
+
+
+@pytest.mark.parametrize(
+    "problem, size, name, method, reason",
+    [
+        ("convection_diffusion_2d_vortex", "small", "jacobi", "cg", "symmetric A"),
+        ("laplace_2d", "small", "ilu0", "cg", "symmetric positive definite M"),
+        ("recirc_flow", "medium", "none", "gmres", "fixed-size"),
+    ],
+)
+def test_meaningless_combinations_raise_not_implemented(tiny_suite, problem, size, name,
+                                                        method, reason):
+    with pytest.raises(NotImplementedError, match=reason):
+        preconditioners.Solve().setup(tiny_suite, problem, size, name, method)
+
+
+def test_apply_and_memory(tiny_suite):
+    bench = preconditioners.Apply()
+    for name in ("ilu0", "learned_lu"):
+        bench.setup(tiny_suite, "laplace_2d", "small", name)
+        assert bench.track_memory_bytes(tiny_suite, "laplace_2d", "small", name) > 0
+        assert bench.time_apply(tiny_suite, "laplace_2d", "small", name) is None
+    # The model loaded from the setup cache is the one fitted there.
+    M = bench.M
+    assert M.shape == (64, 64)
+    assert np.all(np.isfinite(M @ np.ones(64)))
+
+
+def test_fit_benchmarks_fit(tiny_suite):
+    bench = preconditioners.Fit()
+    for name in ("amg", "learned_lu"):
+        bench.setup("convection_diffusion_2d_vortex", "small", name)
+        bench.time_setup("convection_diffusion_2d_vortex", "small", name)
+        bench.peakmem_setup("convection_diffusion_2d_vortex", "small", name)
+
+
+def test_failed_learned_lu_fit_fails_only_its_combination(tiny_suite):
+    cache = dict(tiny_suite)
+    cache["recirc_flow/small"] = {"error": "LearnedLU.fit failed on recirc_flow/small: boom"}
+    with pytest.raises(RuntimeError, match="boom"):
+        preconditioners.Solve().setup(cache, "recirc_flow", "small", "learned_lu", "gmres")
+    preconditioners.Solve().setup(cache, "recirc_flow", "small", "ilu0", "gmres")
