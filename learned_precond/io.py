@@ -47,6 +47,8 @@ def save_learned_lu(lu, path):
     arrays = {f"param/{k}": v.detach().cpu().numpy()
               for k, v in lu._model.state_dict().items()}
     arrays["ordering/slots"] = np.asarray(lu.ordering.slots)
+    for k, v in lu.pivoting.as_arrays().items():
+        arrays[f"pivoting/{k}"] = np.asarray(v)
     rep = lu.report
     meta = {
         "format": FORMAT,
@@ -55,7 +57,8 @@ def save_learned_lu(lu, path):
         "n_leaves": lu.layout.n_leaves,
         "block_size": lu.layout.block_size,
         "rank": lu.layout.rank,
-        "symmetric": bool(lu.symmetric),
+        "symmetric": bool(lu._model.symmetric),
+        "pivoting": lu.pivoting.method,
         "scale": lu.scale,
         "ordering_method": lu.ordering.method,
         "fingerprint": lu.fingerprint,
@@ -148,11 +151,26 @@ def load_learned_lu(cls, path, A=None):
                         slots=slots.astype(np.int64), positions=positions,
                         method=str(meta.get("ordering_method", "loaded")))
 
+    from .pivoting import StaticPivoting
+
+    piv_arrays = {k[len("pivoting/"):]: v for k, v in arrays.items()
+                  if k.startswith("pivoting/")}
+    if piv_arrays:
+        try:
+            pivoting = StaticPivoting.from_arrays(
+                piv_arrays, method=str(meta.get("pivoting", "mc64")))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ModelFileError(f"{path}: invalid static pivoting arrays ({exc}).") from exc
+        if pivoting.n != n:
+            raise ModelFileError(f"{path}: the pivoting arrays are for another size.")
+    else:
+        pivoting = StaticPivoting.identity(n)
+
     report = FitReport()
     for k, v in (meta.get("report") or {}).items():
         if hasattr(report, k) and isinstance(v, (int, float, str, bool)):
             setattr(report, k, v)
     lu = cls(model=model, ordering=tree, scale=scale, report=report,
-             fingerprint=meta.get("fingerprint"))
+             fingerprint=meta.get("fingerprint"), pivoting=pivoting)
     lu._check_output(torch.Generator().manual_seed(0))
     return lu

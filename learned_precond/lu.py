@@ -33,10 +33,11 @@ from scipy.sparse.linalg import LinearOperator, gmres
 from . import _blocks
 from ._base import Preconditioner, _format_bytes
 from ._substitution import pack_lower, solve_lower
-from ._validation import as_matrix, check_positive_int
+from ._validation import as_matrix, check_positive_int, check_structure
 from .exceptions import FitConvergenceWarning, IllConditionedWarning, PreconditionerSetupError
 from .gfmm import GFMMLayout, transpose_params
 from .io import load_learned_lu, matrix_fingerprint, save_learned_lu
+from .pivoting import PIVOTING_METHODS, StaticPivoting, static_pivoting
 from .ordering import tree_ordering
 from .training import LOSSES, FitReport, LUModel, distill_far_field, train
 
@@ -78,12 +79,16 @@ class LearnedLU(Preconditioner):
     symmetric = True
 
     def __init__(self, *, model, ordering, scale, report, fingerprint=None,
-                 dtype=np.float64):
+                 pivoting=None, dtype=np.float64):
         n = ordering.n
         super().__init__((n, n), dtype=dtype)
         self.ordering = ordering
         self.layout = model.layout
-        self.symmetric = model.symmetric
+        self.pivoting = pivoting if pivoting is not None else StaticPivoting.identity(n)
+        self._pivoted = not self.pivoting.is_identity
+        # M is SPD only when the factorization is L S L^T and the pivoting kept
+        # the matrix symmetric (scaling only).
+        self.symmetric = model.symmetric and self.pivoting.preserves_symmetry
         self.scale = float(scale)
         self.report = report
         self.fingerprint = fingerprint
@@ -98,7 +103,7 @@ class LearnedLU(Preconditioner):
             loss="probe", transpose_loss=False, blockwise=False, max_steps=200,
             n_probes=16, lr=None, tol=1e-3, patience=3, init="auto", seed=None,
             device="cpu", dtype=None, coords=None, grid_shape=None, verbose=False,
-            callback=None, train_near_field=True):
+            callback=None, train_near_field=True, pivoting="auto"):
         """Learn ``L U ~ A`` and return the fitted preconditioner.
 
         Parameters
@@ -150,6 +155,12 @@ class LearnedLU(Preconditioner):
         train_near_field : bool
             Also train the near-field blocks (default); False trains only the
             far field.
+        pivoting : {'auto', 'mc64', 'scale', 'none'}
+            Static pivoting and scaling applied inside the operator
+            (:mod:`learned_precond.pivoting`): ``'mc64'`` permutes rows so the
+            diagonal is large (maximum weight matching) and scales to unit
+            diagonal; ``'scale'`` equilibrates only; ``'auto'`` uses ``'mc64'``
+            when the diagonal is zero or weak, else nothing.
         seed : int, optional
             Makes the fit deterministic.
         device : str or torch.device
@@ -175,6 +186,11 @@ class LearnedLU(Preconditioner):
         """
         t_start = time.perf_counter()
         A = as_matrix(A, allow_operator=True)
+        if not isinstance(A, LinearOperator):
+            check_structure(A)
+        if pivoting not in PIVOTING_METHODS:
+            raise ValueError(
+                f"unknown pivoting {pivoting!r}; choose from {', '.join(PIVOTING_METHODS)}.")
         # Adam's second moments of tiny gradients become subnormal floats, which
         # are ~10x slower on x86; flushing them to zero changes no result that
         # matters and is undone when fit returns.
@@ -187,7 +203,7 @@ class LearnedLU(Preconditioner):
                             patience=patience, init=init, seed=seed, device=device,
                             dtype=dtype, coords=coords, grid_shape=grid_shape,
                             verbose=verbose, callback=callback,
-                            train_near_field=train_near_field)
+                            train_near_field=train_near_field, pivoting=pivoting)
         finally:
             if flush:
                 torch.set_flush_denormal(False)
@@ -196,7 +212,7 @@ class LearnedLU(Preconditioner):
     def _fit(cls, A, t_start, *, block_size, rank, ordering, symmetric, loss,
              transpose_loss, blockwise, max_steps, n_probes, lr, tol, patience, init,
              seed, device, dtype, coords, grid_shape, verbose, callback,
-             train_near_field):
+             train_near_field, pivoting):
         n = A.shape[0]
         block_size = check_positive_int(block_size, "block_size")
         rank = min(8, block_size) if rank is None else check_positive_int(rank, "rank")
@@ -236,6 +252,29 @@ class LearnedLU(Preconditioner):
             int(seed) if seed is not None else int(torch.seed() % 2**31))
 
         report = FitReport(loss=loss)
+
+        # 0. Static pivoting and scaling: the factors are learned for
+        #    A' = D_r P A D_c and the operator applies D_c M' D_r P.
+        A_user = A
+        if warm is not None:
+            piv = warm.pivoting
+        elif is_operator:
+            if pivoting not in ("auto", "none"):
+                raise ValueError(
+                    f"pivoting={pivoting!r} needs the matrix entries; a LinearOperator "
+                    f"supports pivoting='none' only.")
+            piv = StaticPivoting.identity(n)
+        else:
+            piv = static_pivoting(A, method=pivoting)
+        if symmetric is True and not piv.preserves_symmetry:
+            raise ValueError(
+                "symmetric=True needs a symmetric A', but static pivoting permuted rows; "
+                "pass pivoting='none' or 'scale'.")
+        if not piv.is_identity:
+            A = piv.apply(A)
+        report.pivoting = piv.method
+        if piv.method != "none":
+            report.notes.append(f"static pivoting: {piv.reason}")
 
         # 1. Ordering: a warm start keeps the previous tree, so factors line up.
         t0 = time.perf_counter()
@@ -286,7 +325,7 @@ class LearnedLU(Preconditioner):
         t0 = time.perf_counter()
         is_sym = _is_symmetric(A) if symmetric == "auto" else bool(symmetric)
         if warm is not None:
-            model = LUModel(layout, symmetric=warm.symmetric, dtype=torch_dtype)
+            model = LUModel(layout, symmetric=warm._model.symmetric, dtype=torch_dtype)
             model.load_state_dict(warm._model.state_dict())
             if warm.scale != scale:
                 _rescale_model(model, scale / warm.scale)
@@ -348,20 +387,12 @@ class LearnedLU(Preconditioner):
 
         # 5. Factor the diagonal blocks once, pack for the compiled apply.
         self = cls(model=model, ordering=tree, scale=scale, report=report,
-                   fingerprint=matrix_fingerprint(A))
+                   fingerprint=matrix_fingerprint(A_user), pivoting=piv)
         report.nbytes = self.nbytes
         self._check_output(generator)
         report.cond_A_hat = self._cond_estimate_hat(generator)
         report.cond_A = _cond_estimate(A)
-        worst = max(c for c in (report.cond_A, report.cond_A_hat, 0.0) if math.isfinite(c)) \
-            if any(math.isfinite(c) for c in (report.cond_A, report.cond_A_hat)) else math.inf
-        if worst > _COND_WARN:
-            warnings.warn(
-                f"A is ill conditioned (cond(A) ~ {report.cond_A:.2g}, learned "
-                f"cond(L U) ~ {report.cond_A_hat:.2g}): near the singular set a learned "
-                f"approximate inverse cannot be trusted (docs/robustness.md). Check the "
-                f"true residual of your solves; consider ExactLU or ILUT for this matrix.",
-                IllConditionedWarning, stacklevel=3)
+        _warn_conditioning(report)
         report.fit_time = time.perf_counter() - t_start
         self.setup_time = report.fit_time
         if max_steps > 0 and not report.converged:
@@ -423,21 +454,32 @@ class LearnedLU(Preconditioner):
 
     def _solve_slots(self, Y):
         """``U^-1 L^-1 Y`` in slot numbering, ``Y`` of shape (M, P, k)."""
-        return _solve_packed(self._packs, self._S_inv, self.symmetric, Y)
+        return _solve_packed(self._packs, self._S_inv, self._model.symmetric, Y)
 
     def _apply(self, X):
+        if self._pivoted:
+            return self.pivoting.wrap_solve(X, self._apply_prime)
+        return self._apply_prime(X)
+
+    def _apply_adjoint(self, X):
+        if self._pivoted:
+            return self.pivoting.wrap_solve_adjoint(X, self._apply_adjoint_prime)
+        return self._apply_adjoint_prime(X)
+
+    def _apply_prime(self, X):
+        """``M' X`` for the pivoted, scaled matrix ``A'`` (user numbering)."""
         M, P = self.layout.n_leaves, self.layout.block_size
         Y = self.ordering.to_slots(X).reshape(M, P, -1)
         Z = self._solve_slots(Y).reshape(M * P, -1)
         return self.ordering.from_slots(Z) / self.scale
 
-    def _apply_adjoint(self, X):
-        if self.symmetric:
-            return self._apply(X)
+    def _apply_adjoint_prime(self, X):
+        if self._model.symmetric:
+            return self._apply_prime(X)
         M, P = self.layout.n_leaves, self.layout.block_size
         Ut, Lt = self._transposed_packs()
         Y = self.ordering.to_slots(X).reshape(M, P, -1)
-        # M^T = L^-T U^-T; U^T = lower(T pU), L^T = rev . lower(T pL) . rev.
+        # M'^T = L^-T U^-T; U^T = lower(T pU), L^T = rev . lower(T pL) . rev.
         Y = solve_lower(Ut, Y)
         Z = solve_lower(Lt, Y[::-1])[::-1].reshape(M * P, -1)
         return self.ordering.from_slots(Z) / self.scale
@@ -495,8 +537,10 @@ class LearnedLU(Preconditioner):
     def nbytes(self):
         """Bytes held by the packed factors used when applying."""
         total = sum(pk.nbytes for key, pk in self._packs.items())
-        if self.symmetric:
+        if self._model.symmetric:
             total += self._S_inv.nbytes
+        if self._pivoted:
+            total += self.pivoting.nbytes
         return int(total + self.ordering.slots.nbytes + self.ordering.positions.nbytes)
 
     @property
@@ -511,7 +555,8 @@ class LearnedLU(Preconditioner):
             ("block size", lay.block_size),
             ("leaves / levels", f"{lay.n_leaves} / {lay.n_levels}"),
             ("far-field rank", lay.rank if lay.has_far_field else "- (no far field)"),
-            ("factorization", "L S L^T (SPD)" if self.symmetric else "L U"),
+            ("factorization", "L S L^T (SPD)" if self._model.symmetric else "L U"),
+            ("pivoting", self.pivoting.method),
             ("ordering", rep.ordering),
             ("parameters", f"{self.n_parameters} ({self.n_parameters / self.shape[0]:.1f}"
                            f" per unknown)"),
@@ -640,6 +685,26 @@ def _solve_packed(packs, S_inv, symmetric, Y):
         Y = np.einsum("mpq,mqk->mpk", S_inv, Y)
         return solve_lower(packs["Lt"], Y[::-1])[::-1]
     return solve_lower(packs["U"], Y[::-1])[::-1]
+
+
+def _warn_conditioning(report):
+    """Warn when A, or the learned L U, is too ill conditioned to trust (seed 002)."""
+    cA, cH = report.cond_A, report.cond_A_hat
+    if cA > _COND_WARN:  # NaN compares False: no estimate, no warning
+        what = "numerically singular" if not math.isfinite(cA) else f"ill conditioned " \
+            f"(cond(A) ~ {cA:.2g})"
+        warnings.warn(
+            f"A is {what}: near the singular set a learned approximate inverse cannot be "
+            f"trusted (docs/robustness.md). Check the true residual of your solves; "
+            f"consider ExactLU or ILUT, or fix the model that produced A.",
+            IllConditionedWarning, stacklevel=4)
+    elif cH > _COND_WARN:
+        warnings.warn(
+            f"the learned factors are ill conditioned (cond(L U) ~ {cH:.2g}"
+            + (f", while cond(A) ~ {cA:.2g}" if math.isfinite(cA) else "")
+            + "): a diagonal block is nearly singular. Try pivoting='mc64', "
+              "init='block_jacobi' or a different block_size.",
+            IllConditionedWarning, stacklevel=4)
 
 
 def _cond_estimate(A):
@@ -786,7 +851,7 @@ def _rescale_model(model, factor):
 
 def _adjoint_solve(self, w):
     M, P = self.layout.n_leaves, self.layout.block_size
-    if self.symmetric:
+    if self._model.symmetric:
         return self._solve_slots(w.reshape(M, P, 1)).reshape(-1, 1)
     Ut, Lt = self._transposed_packs()
     Y = solve_lower(Ut, w.reshape(M, P, 1))

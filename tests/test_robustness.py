@@ -132,11 +132,6 @@ def test_structurally_singular_names_the_empty_row(entry, where):
     assert "Remove that unknown" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LearnedLU.fit does not call check_structure yet (lu.py belongs to the lead): "
-    "it fits a structurally singular A without an error. Remove this marker when wired.",
-)
 def test_structurally_singular_learned_lu():
     with pytest.raises(StructurallySingularError, match="row 3 has no nonzero"):
         fit("learned_lu", with_empty_row(12, 3))
@@ -302,11 +297,6 @@ def test_numerically_singular_others_report_nonconvergence(name):
     assert np.isfinite(result.x).all() and np.isfinite(result.relative_residual)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LearnedLU.fit neither raises nor warns for a numerically singular A with full "
-    "structure (lu.py belongs to the lead). Remove this marker when it does.",
-)
 def test_numerically_singular_learned_lu_warns_or_raises():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
