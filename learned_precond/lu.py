@@ -288,6 +288,11 @@ class LearnedLU(Preconditioner):
                     f"supports ordering='natural' only.")
             tree = tree_ordering(sp.eye_array(n, format="csr"), block_size, method="natural")
         else:
+            if ordering == "auto" and coords is None and grid_shape is None and \
+                    _bandwidth(A) <= block_size:
+                # Block tridiagonal in the given order: the default initialization
+                # is then the exact factorization, which no reordering can beat.
+                ordering = "natural"
             tree = tree_ordering(A, block_size, method=ordering, coords=coords,
                                  grid_shape=grid_shape,
                                  seed=0 if seed is None else int(seed))
@@ -720,6 +725,15 @@ def _cond_estimate(A):
         return float(condest(A))
     except (RuntimeError, ValueError, np.linalg.LinAlgError):
         return float("inf")
+
+
+def _bandwidth(A):
+    """Largest |i - j| over the nonzeros of A (dense: over entries != 0)."""
+    if sp.issparse(A):
+        C = sp.coo_array(A)
+        return int(np.abs(C.row - C.col).max()) if C.nnz else 0
+    i, j = np.nonzero(A)
+    return int(np.abs(i - j).max()) if i.size else 0
 
 
 def _has_rmatvec(A):
