@@ -33,6 +33,7 @@ __all__ = [
     "format_ratio",
     "format_seconds",
     "format_slope",
+    "load_average",
     "loglog_slope",
     "markdown_table",
     "median_time",
@@ -242,6 +243,14 @@ def _git_commit():
         return "unknown"
 
 
+def load_average():
+    """The 1, 5 and 15 minute load averages as text (other processes share the CPUs)."""
+    try:
+        return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def environment_lines(argv=None):
     """Markdown bullet lines describing how and where the numbers were measured."""
     import numba
@@ -252,10 +261,7 @@ def environment_lines(argv=None):
     argv = sys.argv if argv is None else argv
     script = Path(argv[0]).resolve()
     shown = script.relative_to(REPO).as_posix() if script.is_relative_to(REPO) else argv[0]
-    try:
-        load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        load = "unknown"
+    load = load_average()
     return [
         f"- command: `python {shlex.join([shown, *argv[1:]])}`",
         f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
@@ -332,6 +338,7 @@ def plot_loglog_panels(path, panels, *, ncols, suptitle):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False)
@@ -352,6 +359,8 @@ def plot_loglog_panels(path, panels, *, ncols, suptitle):
                 ax.plot(x, y, "o", color=color, markerfacecolor="white" if h else color)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        # Minor tick labels of a short log axis overlap the major ones.
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("N (unknowns)")
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=10)

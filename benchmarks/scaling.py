@@ -38,6 +38,7 @@ from _common import (  # noqa: E402
     format_ratio,
     format_seconds,
     format_slope,
+    load_average,
     loglog_slope,
     markdown_table,
     parse_fit_options,
@@ -74,7 +75,9 @@ class ScalingProblem:
     params: dict
     sizes: tuple  # values of the gallery's size parameter n
     dense: bool
-    budget_share: float
+    #: Largest fraction of the budget this problem may use (None: no limit of
+    #: its own), so the dense kernel cannot starve the large sparse sizes.
+    max_share: float | None = None
 
     def n_unknowns(self, n):
         return n if self.dense else n * n
@@ -82,13 +85,13 @@ class ScalingProblem:
 
 PROBLEMS = (
     ScalingProblem("poisson", "2-D Poisson (`laplace_2d`, 5-point)", "laplace_2d", {},
-                   (64, 128, 256, 512), False, 0.4),
+                   (64, 128, 256, 512), False),
     ScalingProblem("convdiff", "2-D convection-diffusion, vortex "
                    "(`convection_diffusion_2d`, eps=0.01, velocity='vortex')",
                    "convection_diffusion_2d", {"velocity": "vortex"},
-                   (64, 128, 256, 512), False, 0.4),
+                   (64, 128, 256, 512), False),
     ScalingProblem("rbf", "RBF kernel (`rbf_kernel`, dense, length_scale=0.2, nugget=1e-4)",
-                   "rbf_kernel", {}, (1024, 2048, 4096, 8192, 16384), True, 0.2),
+                   "rbf_kernel", {}, (1024, 2048, 4096, 8192, 16384), True, 0.25),
 )
 
 
@@ -193,55 +196,74 @@ def run_cell(method, A, b, x, grid_shape, learned_options):
     return cell
 
 
-def run_problem(problem, *, max_n, budget, time_limit, learned_options, log):
-    """Run every size and preconditioner of ``problem`` within ``time_limit`` seconds."""
-    run = ProblemRun(problem)
-    t_start = time.perf_counter()
-    history = {m: [] for m in RUN_ORDER}
-    stopped = {}
+def run_all(scaling_problems, *, max_n, budget, learned_options, log):
+    """Run every problem, size and preconditioner, smallest N first, within ``budget``.
 
-    def left():
-        return time_limit - (time.perf_counter() - t_start)
-
-    for n in problem.sizes:
-        N = problem.n_unknowns(n)
+    Sizes of all problems are interleaved in increasing N, so the measurements
+    that the budget may have to drop are the largest ones, whatever the problem.
+    """
+    runs = [ProblemRun(pr) for pr in scaling_problems]
+    history = {(i, m): [] for i in range(len(runs)) for m in RUN_ORDER}
+    stopped = set()  # (problem index, method)
+    schedule = sorted(
+        ((pr.n_unknowns(n), i, n) for i, pr in enumerate(scaling_problems) for n in pr.sizes),
+        key=lambda item: (item[0], item[1]),
+    )
+    out_of_memory = set()
+    used = [0.0] * len(runs)  # seconds spent per problem
+    for N, i, n in schedule:
+        run, problem = runs[i], runs[i].problem
         if N > max_n:
             run.skipped.append(("all", N, f"above --max-n {max_n}"))
+            continue
+        if i in out_of_memory:
             continue
         if problem.dense:
             need = 4 * 8 * N * N  # the matrix and the temporaries of building it
             avail = available_memory_bytes()
             if avail is not None and need > 0.6 * avail:
+                out_of_memory.add(i)
                 run.skipped.append(("all", N, (
                     f"the dense {N} x {N} matrix needs about {format_bytes(need)} to build; "
                     f"{format_bytes(avail)} is available")))
-                break
-        if all(m in stopped for m in RUN_ORDER):
-            break
+                continue
+        if all((i, m) in stopped for m in RUN_ORDER):
+            continue
         t0 = time.perf_counter()
         p = problems.get_problem(problem.name, n=n, **problem.params)
         A = p.A
         run.build_s[N] = time.perf_counter() - t0
+        used[i] += run.build_s[N]
         b = np.asarray(A @ np.ones(N))
         x = np.random.default_rng(0).standard_normal(N)
-        grid_shape = p.grid_shape
         run.Ns.append(N)
-        log(f"{problem.key} N={N} (built in {run.build_s[N]:.1f} s)")
+        log(f"{problem.key} N={N} (built in {run.build_s[N]:.1f} s, "
+            f"{budget.remaining():.0f} s of the budget left)")
         for method in RUN_ORDER:
-            if method in stopped:
+            if (i, method) in stopped:
                 continue
+            # Without history: dense factorizations grow like N^3, dense
+            # products like N^2, sparse work (with growing iteration counts)
+            # like N^1.5.
             default_p = 3.0 if problem.dense and method in ("ilu0", "ilut", "direct") else (
                 2.0 if problem.dense else 1.5)
-            projected = budget.project(history[method], N, default_exponent=default_p)
-            reason = budget.refuses(projected, limit_s=left())
+            projected = budget.project(history[(i, method)], N, default_exponent=default_p)
+            share_left = (None if problem.max_share is None
+                          else problem.max_share * budget.total_s - used[i])
+            reason = budget.refuses(projected, limit_s=share_left)
+            if reason is not None and share_left is not None and projected <= min(
+                    budget.cell_cap_s, budget.remaining()):
+                reason = (f"projected {projected:.0f} s exceeds the {max(share_left, 0):.0f} s "
+                          f"left of this problem's {problem.max_share:.0%} share of the budget")
             if reason is not None:
-                stopped[method] = N
-                run.skipped.append((method, N, reason))
+                stopped.add((i, method))
+                run.skipped.append((method, N, reason + "; larger N not attempted"))
                 log(f"  {method:>10}: not run ({reason})")
                 continue
-            cell = run_cell(method, A, b, x, grid_shape, learned_options)
+            cell = run_cell(method, A, b, x, p.grid_shape, learned_options)
+            used[i] += cell.wall_s
             run.cells[(method, N)] = cell
-            history[method].append((N, cell.wall_s))
+            history[(i, method)].append((N, cell.wall_s))
             if cell.ok:
                 its = "direct" if cell.iterations is None else cell.iterations
                 log(f"  {method:>10}: setup {format_seconds(cell.setup_s)}, apply "
@@ -252,7 +274,7 @@ def run_problem(problem, *, max_n, budget, time_limit, learned_options, log):
             else:
                 log(f"  {method:>10}: {cell.error}")
         del A, b, x, p
-    return run
+    return runs
 
 
 # -- report -------------------------------------------------------------------------
@@ -396,7 +418,8 @@ def write_markdown(runs, out, figs, *, learned_options, args, env_lines, wall_s)
         "",
         *env_lines,
         f"- total wall time of the run: {wall_s / 60:.1f} min (budget {args.budget / 60:.0f} min, "
-        f"per-measurement cap {args.cell_cap:.0f} s)",
+        f"per-measurement cap {args.cell_cap:.0f} s); load average at the end: "
+        f"{load_average()}",
         f"- right-hand side `b = A @ ones(N)`; GMRES({RESTART}) through "
         f"`learned_precond.krylov.solve`, `rtol={RTOL:g}`, `maxiter={MAXITER}` (inner "
         f"iterations); *iterations* are GMRES inner iterations and *true residual* is "
@@ -513,9 +536,9 @@ def main(argv=None):
                              f"{LEARNED_LU_OPTIONS})")
     parser.add_argument("--budget", type=float, default=23 * 60,
                         help="wall-clock budget in seconds (default 1380)")
-    parser.add_argument("--cell-cap", type=float, default=420.0,
+    parser.add_argument("--cell-cap", type=float, default=900.0,
                         help="largest projected seconds for one preconditioner at one N "
-                             "(default 420)")
+                             "(default 900)")
     args = parser.parse_args(argv)
     max_n = args.max_n if args.max_n is not None else 10**12
     if args.quick:
@@ -529,14 +552,8 @@ def main(argv=None):
     env_lines = environment_lines([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
     budget = Budget(args.budget, cell_cap_s=args.cell_cap)
     warm_up([_registry_name(m) for m in RUN_ORDER])
-    runs = []
-    carry = 0.0
-    for problem in PROBLEMS:
-        limit = problem.budget_share * args.budget + carry
-        t0 = time.perf_counter()
-        runs.append(run_problem(problem, max_n=max_n, budget=budget, time_limit=limit,
-                                learned_options=learned_options, log=log))
-        carry = max(0.0, limit - (time.perf_counter() - t0))
+    runs = run_all(PROBLEMS, max_n=max_n, budget=budget, learned_options=learned_options,
+                   log=log)
     wall = budget.elapsed()
     all_slopes = {run.problem.key: slopes(run) for run in runs}
     figs = write_plots(runs, args.out, all_slopes)

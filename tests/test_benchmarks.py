@@ -1,11 +1,12 @@
-"""The asv suite cannot rot: its modules import and every benchmark class runs.
+"""The asv suite and the benchmark scripts cannot rot: they import and run.
 
 Each benchmark class's ``setup`` and ``track_*``/``time_*``/``peakmem_*``
 methods run here on tiny matrices (8 x 8 grids and pyamg's 225-unknown
 ``recirc_flow``; ``LearnedLU`` with two training steps), called the way asv
 calls them: ``setup_cache`` once in a scratch directory, its return value
-passed to ``setup`` and the benchmark.
-No timing is asserted; the tracked numbers are.
+passed to ``setup`` and the benchmark. ``scaling.py`` and ``amortized.py``
+run end to end on 8 x 8 and 16 x 16 grids and must write their pages. No
+timing is asserted; the tracked numbers and the pages' contents are.
 """
 
 import pathlib
@@ -17,6 +18,10 @@ import pytest
 BENCHMARKS_DIR = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 if str(BENCHMARKS_DIR) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS_DIR))
+
+import _common  # noqa: E402  (benchmarks/_common.py, the scripts' helpers)
+import amortized  # noqa: E402
+import scaling  # noqa: E402
 
 from benchmarks import common, preconditioners  # noqa: E402
 
@@ -33,6 +38,7 @@ def tiny_suite(tmp_path_factory):
     """The suite on tiny problems, and the setup cache asv would pass to ``setup``."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(common, "PROBLEMS", TINY_PROBLEMS)
+        mp.setattr(common, "GRID_PROBLEMS", tuple(TINY_PROBLEMS))
         mp.setattr(common, "SIZES", ("small", "medium"))
         mp.setattr(common, "LEARNED_LU_OPTIONS", {"seed": 0, "max_steps": 2})
         common.build_problem.cache_clear()
@@ -64,6 +70,14 @@ def test_quick_and_full_switch():
     assert not common.full_grid_requested({})
     assert not common.full_grid_requested({"LP_BENCH_FULL": "0"})
     assert common.full_grid_requested({"LP_BENCH_FULL": "1"})
+
+
+def test_problem_selection():
+    assert common.selected_problems({}) == tuple(common.PROBLEMS)
+    assert common.selected_problems({"LP_BENCH_PROBLEMS": "airfoil, laplace_2d"}) == (
+        "airfoil", "laplace_2d")
+    with pytest.raises(ValueError, match="unknown problem.*'poisson'.*choose from"):
+        common.selected_problems({"LP_BENCH_PROBLEMS": "poisson"})
 
 
 def test_grid_skips_missing_sizes(tiny_suite):
@@ -141,3 +155,59 @@ def test_failed_learned_lu_fit_fails_only_its_combination(tiny_suite):
     with pytest.raises(RuntimeError, match="boom"):
         preconditioners.Solve().setup(cache, "recirc_flow", "small", "learned_lu", "gmres")
     preconditioners.Solve().setup(cache, "recirc_flow", "small", "ilu0", "gmres")
+
+
+# -- the scripts behind docs/results/scaling.md and amortized.md -------------------
+
+
+def test_loglog_slope_recovers_the_exponent():
+    xs = np.array([1024.0, 4096.0, 16384.0, 65536.0])
+    assert _common.loglog_slope(xs, 3e-6 * xs**1.5) == pytest.approx(1.5)
+    # Missing and non-positive values are left out; one point has no slope.
+    assert _common.loglog_slope(xs, [2.0, None, 8.0, float("nan")]) == pytest.approx(0.5)
+    assert np.isnan(_common.loglog_slope(xs[:1], [1.0]))
+
+
+def test_budget_projects_from_the_observed_slope():
+    budget = _common.Budget(1000, cell_cap_s=50)
+    assert budget.project([], 4096, default_exponent=1.5) == 0.0
+    assert budget.project([(1024, 2.0)], 4096, default_exponent=1.5) == pytest.approx(16.0)
+    # Observed slope 1 between the last two sizes overrides the default.
+    assert budget.project([(1024, 1.0), (4096, 4.0)], 16384,
+                          default_exponent=3) == pytest.approx(16.0)
+    assert budget.refuses(10.0) is None
+    assert "per-measurement cap" in budget.refuses(60.0)
+    assert "left" in budget.refuses(40.0, limit_s=30.0)
+
+
+def test_parse_fit_options():
+    assert _common.parse_fit_options(["max_steps=20", "lr=1e-2", "symmetric=false",
+                                      "init=block_jacobi"]) == {
+        "max_steps": 20, "lr": 0.01, "symmetric": False, "init": "block_jacobi"}
+    with pytest.raises(SystemExit, match="key=value"):
+        _common.parse_fit_options(["max_steps"])
+
+
+def test_scaling_script_writes_its_page(tmp_path, monkeypatch):
+    tiny = scaling.ScalingProblem("poisson", "2-D Poisson", "laplace_2d", {}, (8, 16), False)
+    monkeypatch.setattr(scaling, "PROBLEMS", (tiny,))
+    scaling.main(["--out", str(tmp_path), "--fit", "max_steps=1", "--budget", "600"])
+    page = (tmp_path / "scaling.md").read_text()
+    for png in ("scaling_time.png", "scaling_iterations.png", "scaling_memory.png"):
+        assert (tmp_path / png).stat().st_size > 0
+    assert "max_steps=1" in page
+    rows = [line for line in page.splitlines() if line.startswith(("| 64 |", "| 256 |"))]
+    # Every preconditioner at both sizes, in the table and in the ratio table.
+    assert len(rows) == 2 * 2 * len(scaling.SHOW_ORDER)
+    assert any("| direct |" in r and "| direct |" in r.split("|", 3)[-1] for r in rows)
+    assert "| poisson | ilu0 |" in page  # the slope table
+
+
+def test_amortized_script_writes_its_page(tmp_path):
+    amortized.main(["--n", "8", "--rhs", "3", "--steps", "2", "--out", str(tmp_path),
+                    "--fit", "max_steps=1"])
+    page = (tmp_path / "amortized.md").read_text()
+    assert "total, 1 rhs" in page and "break-even" in page
+    assert "| learned_lu warm |" in page and "| learned_lu cold |" in page
+    assert (tmp_path / "amortized_rhs.png").stat().st_size > 0
+    assert (tmp_path / "amortized_drift.png").stat().st_size > 0

@@ -22,7 +22,8 @@ method
 
 By default the grid is the quick subset (size ``'small'`` only), which keeps
 a full ``asv run`` on two cores under 20 minutes; ``LP_BENCH_FULL=1`` in the
-environment selects all three sizes.
+environment selects all three sizes, and ``LP_BENCH_PROBLEMS=label,label``
+restricts the problems.
 
 Every solve uses ``b = A @ ones(N)``, ``rtol = 1e-8``, ``maxiter = 1000``
 (GMRES: total inner iterations) through :func:`learned_precond.krylov.solve`,
@@ -38,12 +39,16 @@ import warnings
 
 import numpy as np
 
-from learned_precond import get_preconditioner, preconditioner_names, problems
-from learned_precond.exceptions import FitConvergenceWarning
+# LearnedLU (and so torch) is imported here, not lazily: asv's forkserver
+# imports this module once and forks every benchmark process from it, so no
+# benchmark pays for importing torch.
+from learned_precond import LearnedLU, get_preconditioner, preconditioner_names, problems
+from learned_precond.exceptions import FitConvergenceWarning, IllConditionedWarning
 from learned_precond.krylov import solve
 
 __all__ = [
     "FULL",
+    "GRID_PROBLEMS",
     "LEARNED_LU_OPTIONS",
     "MAXITER",
     "METHODS",
@@ -63,8 +68,8 @@ __all__ = [
     "grid",
     "rhs",
     "run_solve",
+    "selected_problems",
 ]
-
 
 
 def full_grid_requested(environ=os.environ):
@@ -91,6 +96,26 @@ PROBLEMS = {
     "airfoil": ("airfoil", {}, None),
 }
 
+
+
+def selected_problems(environ=os.environ):
+    """Problem labels of the grid: all, or those listed in ``LP_BENCH_PROBLEMS``.
+
+    ``LP_BENCH_PROBLEMS=laplace_2d,airfoil`` restricts a run (``setup_cache``
+    included) to those problems.
+    """
+    listed = [s.strip() for s in environ.get("LP_BENCH_PROBLEMS", "").split(",") if s.strip()]
+    unknown = [s for s in listed if s not in PROBLEMS]
+    if unknown:
+        raise ValueError(
+            f"LP_BENCH_PROBLEMS names unknown problem(s) {', '.join(map(repr, unknown))}; "
+            f"choose from {', '.join(PROBLEMS)}."
+        )
+    return tuple(listed) if listed else tuple(PROBLEMS)
+
+
+#: Problem labels in the grid (all unless ``LP_BENCH_PROBLEMS`` is set).
+GRID_PROBLEMS = selected_problems()
 #: Size labels in the grid: the quick subset unless ``LP_BENCH_FULL=1``.
 SIZES = ("small", "medium", "large") if FULL else ("small",)
 PRECONDITIONERS = tuple(preconditioner_names())
@@ -110,12 +135,15 @@ BASELINE_OPTIONS = {"amg": {"seed": 0}}
 
 def grid():
     """Return the ``(problem, size)`` pairs of the current grid that exist."""
-    return [
-        (label, size)
-        for label, (_, _, sizes) in PROBLEMS.items()
-        for size in SIZES
-        if (sizes is None and size == "small") or (sizes is not None and size in sizes)
-    ]
+    pairs = []
+    for label in GRID_PROBLEMS:
+        sizes = PROBLEMS[label][2]
+        pairs += [
+            (label, size)
+            for size in SIZES
+            if (sizes is None and size == "small") or (sizes is not None and size in sizes)
+        ]
+    return pairs
 
 
 @functools.lru_cache(maxsize=4)
@@ -156,9 +184,9 @@ def fit_options(name, problem):
 def fit(name, problem):
     """Fit preconditioner ``name`` on ``problem`` (not memoized: what time_setup times)."""
     with warnings.catch_warnings():
-        # A fit stopped at max_steps is still a usable preconditioner; the
-        # benchmark measures it as it is.
-        warnings.simplefilter("ignore", FitConvergenceWarning)
+        # A fit stopped at max_steps, or with ill-conditioned factors, is still
+        # a preconditioner; the benchmark measures it as it is.
+        warnings.simplefilter("ignore", (FitConvergenceWarning, IllConditionedWarning))
         return get_preconditioner(name).fit(problem.A, **fit_options(name, problem))
 
 
@@ -199,8 +227,6 @@ def fit_learned_lu_models(pairs=None):
 def _fitted(name, label, size, path):
     problem = build_problem(label, size)
     if name == "learned_lu":
-        from learned_precond import LearnedLU
-
         return LearnedLU.load(path, A=problem.A)
     return fit(name, problem)
 
@@ -226,17 +252,18 @@ def fitted(name, label, size, cache):
     return _fitted(name, label, size, path)
 
 
-def check_method(method, problem, M, name):
-    """Raise NotImplementedError when ``method`` is not valid for ``A`` and ``M``.
+def check_method(method, problem, M=None, name=None):
+    """Raise NotImplementedError when ``method`` is not valid for ``A`` (and ``M``).
 
     CG's short recurrence needs a symmetric ``A`` and a symmetric positive
-    definite ``M``; GMRES and BiCGStab take any nonsingular pair.
+    definite ``M``; GMRES and BiCGStab take any nonsingular pair. Called
+    without ``M`` it checks ``A`` only (before paying for a fit).
     """
     if method != "cg":
         return
     if not problem.info.symmetric:
         raise NotImplementedError(f"cg needs a symmetric A; {problem.name} is nonsymmetric.")
-    if not getattr(M, "symmetric", False):
+    if M is not None and not getattr(M, "symmetric", False):
         raise NotImplementedError(f"cg needs a symmetric positive definite M; {name} is not.")
 
 
