@@ -618,14 +618,14 @@ def _grow_skip(history, n_next, budget, start):
 
     ``history`` holds ``(n, seconds)`` of the sizes done (seconds of the whole
     row: fit, solves and metrics). The time is extrapolated as ``N^p`` with
-    ``N = n^2`` and ``p`` the growth measured between the last two sizes
-    (``p = 2`` when only one size is done, at least 1.5: small rows are too
-    noisy to trust a flatter growth, and biharmonic_2d measured 15 s at n = 64
-    but 210 s for the fit alone at n = 128). Returns ``None`` to go on, or the
+    ``N = n^2`` and ``p`` the growth measured between the last two sizes, at
+    least 1.5 (a fit step is O(N) but the fit's GMRES evaluations and the
+    unconverged baseline solves grow faster; growth between small rows is too
+    noisy to trust a flatter value). Returns ``None`` to go on, or the
     sentence explaining the cap.
     """
     n_prev, t_prev = history[-1]
-    p = 2.0
+    p = 1.5
     if len(history) >= 2 and history[-2][1] > 0:
         (n0, t0) = history[-2]
         p = max(1.5, math.log(t_prev / t0) / math.log((n_prev / n0) ** 2))
@@ -663,7 +663,12 @@ def run_hierarchy(cfg, log):
     return rows, caps
 
 
-DIFFUSION_PRECONDITIONERS = ("none", "jacobi", "ilu0", "ilut", "amg", "learned_lu")
+DIFFUSION_PRECONDITIONERS = ("none", "jacobi", "ilu0", "ilut", "ilut_basic", "amg",
+                             "learned_lu")
+# Labels that are a registry name with non-default options. ILUT's own docstring
+# warns that SuperLU's default 'basic,area' rule spends its fill budget badly;
+# 'basic' with a constant drop tolerance is seed 003's SPILU setting.
+DIFFUSION_OPTIONS = {"ilut_basic": ("ilut", dict(drop_tol=1e-3, drop_rule="basic"))}
 
 
 def run_diffusion(cfg, log):
@@ -673,6 +678,7 @@ def run_diffusion(cfg, log):
     rows, cap = [], None
     start = time.perf_counter()
     history = []
+    failed_at = {}
     for n in cfg["diffusion_sizes"]:
         row_start = time.perf_counter()
         A = problems.get("diffusion_2d", n=n)
@@ -689,6 +695,10 @@ def run_diffusion(cfg, log):
                 cap = cap or skip_learned
                 row["entries"][name] = None
                 continue
+            if name in failed_at:
+                # It did not converge at a smaller n; larger grids only cost time.
+                row["entries"][name] = {"skipped": f"not converged at n = {failed_at[name]}"}
+                continue
             entry = {}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -701,7 +711,8 @@ def run_diffusion(cfg, log):
                         entry["symmetric"] = bool(M.symmetric)
                         entry["init"] = M.report.init
                     else:
-                        M = get_preconditioner(name).fit(A)
+                        registry, options = DIFFUSION_OPTIONS.get(name, (name, {}))
+                        M = get_preconditioner(registry).fit(A, **options)
                         nnz = getattr(M, "nnz", None)
                         if name == "jacobi":
                             nnz = N
@@ -719,6 +730,8 @@ def run_diffusion(cfg, log):
                     entry["error"] = _short(exc)
             entry["time"] = time.perf_counter() - t0
             row["entries"][name] = entry
+            if "iterations" in entry and not entry["converged"]:
+                failed_at[name] = n
         if row["entries"].get("learned_lu"):
             history.append((n, time.perf_counter() - row_start))
         rows.append(row)
@@ -1026,7 +1039,9 @@ def section_diffusion(rows, cap, cfg):
         for name in DIFFUSION_PRECONDITIONERS:
             e = row["entries"].get(name)
             if e is None:
-                cells.append("skipped")
+                cells.append("skipped (size cap)")
+            elif "skipped" in e:
+                cells.append(f"skipped ({e['skipped']})")
             elif "error" in e:
                 cells.append("error: " + e["error"])
             else:
@@ -1041,18 +1056,22 @@ def section_diffusion(rows, cap, cfg):
             cells.append(f"{e['nbytes']} B{count}")
         table.append(cells)
     lines = [markdown_table(header, table), ""]
-    sym = {name: all(row["entries"].get(name, {}) and row["entries"][name].get("symmetric")
-                     for row in rows if row["entries"].get(name))
-           for name in DIFFUSION_PRECONDITIONERS[1:]}
-    nonsym = [n for n, s in sym.items() if not s]
+    fitted = {name: [row["entries"][name] for row in rows
+                     if row["entries"].get(name) and "nbytes" in row["entries"][name]]
+              for name in DIFFUSION_PRECONDITIONERS[1:]}
+    nonsym = [name for name, entries in fitted.items()
+              if entries and not all(e.get("symmetric") for e in entries)]
+    variants = "; ".join(f"{label}: {registry} with {_options_text(opts)}"
+                         for label, (registry, opts) in DIFFUSION_OPTIONS.items())
     lines.append(
         f"CG to rtol {RTOL:g} (true residual), b ~ N(0, I), at most min(10 N, "
         f"{cfg['cg_maxiter']}) iterations; diffusion_2d with the gallery's defaults "
-        f"(log-normal coefficient). ILUT is SuperLU's threshold ILU with its default "
-        f"drop_tol; ILU0 on an SPD matrix is IC(0) up to the diagonal scaling. Memory is the "
-        f"preconditioner's nbytes; the counts are stored nonzeros (baselines) or learned "
-        f"parameters (LearnedLU). LearnedLU: block size {BLOCK_SIZE}, "
-        f"grid_shape=(n, n), {_options_text(cfg['diffusion_fit'])}.")
+        f"(log-normal coefficient). ilut: SuperLU's threshold ILU with the library's default "
+        f"options; {variants}. ILU0 on an SPD matrix is IC(0) up to the diagonal scaling. A "
+        f"preconditioner that did not converge at some n is not run at larger n. Memory is "
+        f"the preconditioner's nbytes; the counts are stored nonzeros (baselines) or learned "
+        f"parameters (LearnedLU). LearnedLU: block size {BLOCK_SIZE}, grid_shape=(n, n), "
+        f"{_options_text(cfg['diffusion_fit'])}.")
     if nonsym:
         lines.append("")
         lines.append(f"Not symmetric as fitted (CG's theory does not cover them; CG was run "
@@ -1291,7 +1310,7 @@ def section_prose(main, ablations, hierarchy, diffusion):
                         f"{entry['iterations']} iterations (not converged)")
 
             others = [f"{name} {its(e[name])} / {e[name]['nbytes']} B"
-                      for name in ("jacobi", "ilu0", "ilut", "amg")
+                      for name in DIFFUSION_PRECONDITIONERS[1:-1]
                       if e.get(name) and "iterations" in e[name]]
             out.append(
                 f"**Seed 003's comparison** (CG, variable diffusion): at the largest size with "
@@ -1299,7 +1318,7 @@ def section_prose(main, ablations, hierarchy, diffusion):
                 f"{its(e['learned_lu'])} with {e['learned_lu']['nbytes']} B, "
                 f"against {_list(others)}. Its memory there is "
                 + _list([f"{fmt(e['learned_lu']['nbytes'] / e[name]['nbytes'])}x {name}'s"
-                         for name in ("ilu0", "ilut", "amg")
+                         for name in DIFFUSION_PRECONDITIONERS[2:-1]
                          if e.get(name) and e[name].get("nbytes")])
                 + f" ({fmt(e['learned_lu']['nbytes'] / r['N'])} bytes per unknown).")
 
@@ -1401,9 +1420,9 @@ def config(quick):
     return dict(quick=False, n_samples=N_SAMPLES, main_fit={},
                 ablation_fit=dict(max_steps=200), ablation_samples=200,
                 hierarchy_sizes=(64, 128), hierarchy_fit=dict(max_steps=30),
-                hierarchy_samples=200, hierarchy_budget=360.0,
+                hierarchy_samples=200, hierarchy_budget=450.0,
                 diffusion_sizes=(16, 32, 64, 128, 256), diffusion_fit=dict(max_steps=30),
-                diffusion_budget=180.0, cg_maxiter=3000)
+                diffusion_budget=180.0, cg_maxiter=2000)
 
 
 def main(argv=None):

@@ -109,7 +109,13 @@ def test_document_sections_render(seed_table, dense_measurement, tmp_path):
                  symmetric=True, setup=0.1)
     diffusion = [dict(n=8, N=64, entries={name: dict(entry)
                                            for name in seed_table.DIFFUSION_PRECONDITIONERS})]
-    assert "| 8 | 64 |" in seed_table.section_diffusion(diffusion, None, cfg)
+    capped = {name: dict(entry) for name in seed_table.DIFFUSION_PRECONDITIONERS}
+    capped["none"] = {"skipped": "not converged at n = 8"}
+    capped["learned_lu"] = None
+    diffusion.append(dict(n=16, N=256, entries=capped))
+    text = seed_table.section_diffusion(diffusion, "a cap", cfg)
+    assert "| 8 | 64 |" in text and "skipped (not converged at n = 8)" in text
+    assert "skipped (size cap)" in text and "Size cap: a cap." in text
     prose = seed_table.section_prose(main, ablations, hierarchy, diffusion)
     for heading in ("**Operator error.**", "**Conditioning.**", "**GMRES.**",
                     "**The blog's tricks, 1-D Laplacian**", "**Ordering, seed_laplace_2d:**",
