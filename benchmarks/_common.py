@@ -139,8 +139,10 @@ class Budget:
     A cell (one preconditioner at one size) is run only when its projected
     cost fits both the per-cell cap and the time left; the projection
     scales the last measured cost of the same preconditioner by
-    ``(N_next / N_last) ** p``, with ``p`` the observed log-log slope of
-    the last two sizes (clamped to ``[1, 3]``) or ``default_exponent``.
+    ``(N_next / N_last) ** p``, with ``p`` the larger of ``default_exponent``
+    and the observed log-log slope of the last two sizes, clamped to
+    ``[1, 3]``: at small N fixed costs flatten the observed slope, and an
+    optimistic projection would start a measurement that cannot finish.
     """
 
     def __init__(self, total_s, *, cell_cap_s):
@@ -164,8 +166,8 @@ class Budget:
         if len(history) >= 2:
             (n_prev, t_prev) = history[-2]
             if t_prev > 0 and t_last > 0 and n_last != n_prev:
-                p = float(np.clip(math.log(t_last / t_prev) / math.log(n_last / n_prev), 1, 3))
-        return t_last * (n_next / n_last) ** p
+                p = max(p, math.log(t_last / t_prev) / math.log(n_last / n_prev))
+        return t_last * (n_next / n_last) ** float(np.clip(p, 1, 3))
 
     def refuses(self, projected_s, *, limit_s=None):
         """Return why a cell projected at ``projected_s`` must not run, or None."""

@@ -55,8 +55,11 @@ RTOL = 1e-8
 RESTART = 50
 MAXITER = 1000
 QUICK_MAX_N = 16384
+#: A dense matrix is built only when it needs at most this fraction of the
+#: available memory (other jobs share the machine).
+MEMORY_FRACTION = 0.35
 #: LearnedLU options of the run (besides grid_shape), the same at every N so
-#: that the fitted slopes compare like with like. The default max_steps=300
+#: that the fitted slopes compare like with like. The default max_steps=200
 #: makes one fit at N = 262144 take longer than the whole time budget here.
 LEARNED_LU_OPTIONS = {"max_steps": 10, "seed": 0}
 BASELINE_OPTIONS = {"amg": {"seed": 0}}
@@ -219,13 +222,15 @@ def run_all(scaling_problems, *, max_n, budget, learned_options, log):
         if i in out_of_memory:
             continue
         if problem.dense:
-            need = 4 * 8 * N * N  # the matrix and the temporaries of building it
+            # The matrix, the temporaries of building it and a factorization's copy.
+            need = 4 * 8 * N * N
             avail = available_memory_bytes()
-            if avail is not None and need > 0.6 * avail:
+            if avail is not None and need > MEMORY_FRACTION * avail:
                 out_of_memory.add(i)
                 run.skipped.append(("all", N, (
-                    f"the dense {N} x {N} matrix needs about {format_bytes(need)} to build; "
-                    f"{format_bytes(avail)} is available")))
+                    f"the dense {N} x {N} matrix needs about {format_bytes(need)} to build "
+                    f"and factor, more than {MEMORY_FRACTION:.0%} of the "
+                    f"{format_bytes(avail)} available on this shared machine")))
                 continue
         if all((i, m) in stopped for m in RUN_ORDER):
             continue
@@ -432,7 +437,7 @@ def write_markdown(runs, out, figs, *, learned_options, args, env_lines, wall_s)
         f"- LearnedLU: `LearnedLU.fit(A, grid_shape=<problem grid>, "
         f"{', '.join(f'{k}={v!r}' for k, v in learned_options.items())})` at every N "
         f"(the same options at every size, so the slopes compare like with like; the "
-        f"library default is `max_steps=300`).",
+        f"library default is `max_steps=200`).",
         "- baselines with their defaults: `ILU0.fit(A)`, `ILUT.fit(A)` (drop_tol=1e-4, "
         "fill_factor=10), `AMG.fit(A, seed=0)` (smoothed aggregation for symmetric A, "
         "nonsymmetric SA otherwise), *direct* = `ExactLU.fit(A)`: SuperLU `splu` with "

@@ -1126,9 +1126,10 @@ def section_prose(main, ablations, hierarchy, diffusion):
     trained = [c for c in inexact if main[c.key].steps > 0]
     kept_init = [c for c in trained if main[c.key].best_step == 0]
     if trained:
-        text = (f"**Training.** Of the {len(trained)} non-exact rows that trained, "
-                f"{len(kept_init)} kept the initialization (kept step 0: training never beat "
-                f"the starting point on the library's validation merit)")
+        text = (f"**Training.** Of the {len(trained)} non-exact "
+                f"{'row' if len(trained) == 1 else 'rows'} that trained, {len(kept_init)} kept "
+                f"the initialization (kept step 0: training never beat the starting point on "
+                f"the library's validation merit)")
         if kept_init:
             text += ": " + _list([c.label for c in kept_init])
         text += (". report.relative_error against its value at the initialization: "

@@ -172,9 +172,12 @@ def test_budget_projects_from_the_observed_slope():
     budget = _common.Budget(1000, cell_cap_s=50)
     assert budget.project([], 4096, default_exponent=1.5) == 0.0
     assert budget.project([(1024, 2.0)], 4096, default_exponent=1.5) == pytest.approx(16.0)
-    # Observed slope 1 between the last two sizes overrides the default.
-    assert budget.project([(1024, 1.0), (4096, 4.0)], 16384,
-                          default_exponent=3) == pytest.approx(16.0)
+    # A steeper observed slope between the last two sizes overrides the default...
+    assert budget.project([(1024, 1.0), (4096, 16.0)], 16384,
+                          default_exponent=1) == pytest.approx(256.0)
+    # ...a flatter one does not (fixed costs flatten slopes at small N).
+    assert budget.project([(1024, 1.0), (4096, 1.0)], 16384,
+                          default_exponent=1.5) == pytest.approx(8.0)
     assert budget.refuses(10.0) is None
     assert "per-measurement cap" in budget.refuses(60.0)
     assert "left" in budget.refuses(40.0, limit_s=30.0)
