@@ -20,6 +20,7 @@ of that preconditioner are not attempted.
 """
 
 import argparse
+import inspect
 import sys
 import time
 from dataclasses import dataclass, field
@@ -412,6 +413,11 @@ def _checks(runs):
     return rows
 
 
+def _default_max_steps():
+    fit = get_preconditioner("learned_lu").fit
+    return inspect.signature(fit).parameters["max_steps"].default
+
+
 def write_markdown(runs, out, figs, *, learned_options, args, env_lines, wall_s):
     all_slopes = {run.problem.key: slopes(run) for run in runs}
     lines = [
@@ -437,7 +443,7 @@ def write_markdown(runs, out, figs, *, learned_options, args, env_lines, wall_s)
         f"- LearnedLU: `LearnedLU.fit(A, grid_shape=<problem grid>, "
         f"{', '.join(f'{k}={v!r}' for k, v in learned_options.items())})` at every N "
         f"(the same options at every size, so the slopes compare like with like; the "
-        f"library default is `max_steps=200`).",
+        f"library default is `max_steps={_default_max_steps()}`).",
         "- baselines with their defaults: `ILU0.fit(A)`, `ILUT.fit(A)` (drop_tol=1e-4, "
         "fill_factor=10), `AMG.fit(A, seed=0)` (smoothed aggregation for symmetric A, "
         "nonsymmetric SA otherwise), *direct* = `ExactLU.fit(A)`: SuperLU `splu` with "
