@@ -63,7 +63,8 @@ MATRICES = (
     "add32",
 )
 PRECONDITIONERS = (
-    "none", "jacobi", "ilu0", "ilut", "amg", "learned_lu", "ilu0+mc64", "learned_lu+mc64",
+    "none", "jacobi", "ilu0", "ilut", "amg", "learned_lu", "learned_lu/nopiv",
+    "ilu0+mc64", "learned_lu+mc64",
 )
 RTOL = 1e-8
 RESTART = 50
@@ -84,6 +85,8 @@ def build(name, problem):
         warnings.simplefilter("always", FitConvergenceWarning)
         warnings.simplefilter("always", IllConditionedWarning)
         if name == "learned_lu":
+            M = LearnedLU.fit(A, **learned)
+        elif name == "learned_lu/nopiv":
             if HAS_PIVOTING_OPTION:
                 M = LearnedLU.fit(A, pivoting="none", **learned)
             else:
@@ -172,10 +175,11 @@ def write_report(results, matrices, names, path, elapsed):
     add("Preconditioners: `none`; `jacobi`; `ilu0` (true ILU(0)); `ilut` (scipy spilu, "
         "drop_tol 1e-4, fill_factor 10); `amg` (pyamg, SA for symmetric A, nonsymmetric SA "
         "otherwise); `learned_lu` (`LearnedLU.fit` defaults, seed 0, grid ordering where the "
-        "matrix has a grid); and with MC64 static pivoting and scaling "
+        "matrix has a grid; `pivoting='auto'` pivots where the last column says so); "
+        "`learned_lu/nopiv` (the same with `pivoting='none'`); and with MC64 static pivoting and scaling "
         "(`learned_precond.pivoting`, `A' = D_r P A D_c`, forced on every matrix): "
         "`ilu0+mc64`, `learned_lu+mc64`. "
-        + ("LearnedLU's own `pivoting=` option was used ('none' / 'mc64')."
+        + ("LearnedLU's own `pivoting=` option was used ('auto' / 'none' / 'mc64')."
            if HAS_PIVOTING_OPTION else
            "`learned_lu+mc64` is `pivoting.pivoted(LearnedLU, A, pivoting='mc64')` "
            "(LearnedLU.fit had no `pivoting` option when this ran)."))

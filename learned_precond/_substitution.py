@@ -60,6 +60,12 @@ class PackedLower:
         self.V, self.U, self.W, self.R, self.B = V, U, W, R, B
         self.n_levels = n_levels
 
+    def astype(self, dtype):
+        """Store the arrays in ``dtype`` (in place; the kernel accumulates in double)."""
+        for name in ("Dinv", "E", "V", "U", "W", "R", "B"):
+            setattr(self, name, np.ascontiguousarray(getattr(self, name), dtype=dtype))
+        return self
+
     @property
     def nbytes(self):
         """Bytes held by the arrays."""

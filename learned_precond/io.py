@@ -60,6 +60,7 @@ def save_learned_lu(lu, path):
         "symmetric": bool(lu._model.symmetric),
         "pivoting": lu.pivoting.method,
         "scale": lu.scale,
+        "factor_dtype": lu.factor_dtype,
         "ordering_method": lu.ordering.method,
         "fingerprint": lu.fingerprint,
         "report": {k: getattr(rep, k) for k in (
@@ -170,7 +171,11 @@ def load_learned_lu(cls, path, A=None):
     for k, v in (meta.get("report") or {}).items():
         if hasattr(report, k) and isinstance(v, (int, float, str, bool)):
             setattr(report, k, v)
+    factor_dtype = meta.get("factor_dtype", "float64")
+    if factor_dtype not in ("float64", "float32"):
+        raise ModelFileError(f"{path}: unknown factor_dtype {factor_dtype!r} in the metadata.")
     lu = cls(model=model, ordering=tree, scale=scale, report=report,
-             fingerprint=meta.get("fingerprint"), pivoting=pivoting)
+             fingerprint=meta.get("fingerprint"), pivoting=pivoting,
+             factor_dtype=factor_dtype)
     lu._check_output(torch.Generator().manual_seed(0))
     return lu

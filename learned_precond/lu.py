@@ -79,7 +79,7 @@ class LearnedLU(Preconditioner):
     symmetric = True
 
     def __init__(self, *, model, ordering, scale, report, fingerprint=None,
-                 pivoting=None, dtype=np.float64):
+                 pivoting=None, dtype=np.float64, factor_dtype="float64"):
         n = ordering.n
         super().__init__((n, n), dtype=dtype)
         self.ordering = ordering
@@ -94,6 +94,10 @@ class LearnedLU(Preconditioner):
         self.fingerprint = fingerprint
         self._model = model
         self._lock = threading.Lock()
+        if factor_dtype not in _FACTOR_DTYPES:
+            raise ValueError(f"factor_dtype must be 'float64' or 'float32', got "
+                             f"{factor_dtype!r}.")
+        self.factor_dtype = factor_dtype
         self._packs = {}
         self._pack_forward()
 
@@ -103,7 +107,7 @@ class LearnedLU(Preconditioner):
             loss="probe", transpose_loss=False, blockwise=False, max_steps=200,
             n_probes=16, lr=None, tol=1e-3, patience=3, init="auto", seed=None,
             device="cpu", dtype=None, coords=None, grid_shape=None, verbose=False,
-            callback=None, train_near_field=True, pivoting="auto"):
+            callback=None, train_near_field=True, pivoting="auto", factor_dtype="auto"):
         """Learn ``L U ~ A`` and return the fitted preconditioner.
 
         Parameters
@@ -161,6 +165,13 @@ class LearnedLU(Preconditioner):
             diagonal is large (maximum weight matching) and scales to unit
             diagonal; ``'scale'`` equilibrates only; ``'auto'`` uses ``'mc64'``
             when the diagonal is zero or weak, else nothing.
+        factor_dtype : {'auto', 'float64', 'float32'}
+            Precision in which the fitted factors are stored for applying
+            (the substitution always accumulates in double and returns the
+            caller's dtype). Single precision halves the memory an apply
+            reads, which bounds its speed at large N. ``'auto'`` uses float32
+            from N = 16384 on when every diagonal block has condition number
+            <= 1e4, float64 otherwise.
         seed : int, optional
             Makes the fit deterministic.
         device : str or torch.device
@@ -203,7 +214,8 @@ class LearnedLU(Preconditioner):
                             patience=patience, init=init, seed=seed, device=device,
                             dtype=dtype, coords=coords, grid_shape=grid_shape,
                             verbose=verbose, callback=callback,
-                            train_near_field=train_near_field, pivoting=pivoting)
+                            train_near_field=train_near_field, pivoting=pivoting,
+                            factor_dtype=factor_dtype)
         finally:
             if flush:
                 torch.set_flush_denormal(False)
@@ -212,8 +224,12 @@ class LearnedLU(Preconditioner):
     def _fit(cls, A, t_start, *, block_size, rank, ordering, symmetric, loss,
              transpose_loss, blockwise, max_steps, n_probes, lr, tol, patience, init,
              seed, device, dtype, coords, grid_shape, verbose, callback,
-             train_near_field, pivoting):
+             train_near_field, pivoting, factor_dtype):
         n = A.shape[0]
+        if factor_dtype not in ("auto", *_FACTOR_DTYPES):
+            raise ValueError(
+                f"factor_dtype must be 'auto', 'float64' or 'float32', got "
+                f"{factor_dtype!r}.")
         block_size = check_positive_int(block_size, "block_size")
         rank = min(8, block_size) if rank is None else check_positive_int(rank, "rank")
         if rank > block_size:
@@ -373,6 +389,11 @@ class LearnedLU(Preconditioner):
             return apply_raw(v) / scale
 
         rhs_eval = _merit_rhs(apply_scaled, N, generator)
+        if warm is None and init == "auto" and not is_operator and max_steps > 0 \
+                and N <= _FALLBACK_MAX_N:
+            model = _fallback_init(model, report, layout, blocks, Ap, scale, is_sym,
+                                   symmetric, torch_dtype, generator, device,
+                                   lambda m: _gmres_merit(m, apply_scaled, rhs_eval))
         try:
             converged = train(
                 model, apply_A, apply_At, report, loss=loss,
@@ -391,8 +412,11 @@ class LearnedLU(Preconditioner):
         report.n_parameters = model.n_parameters()
 
         # 5. Factor the diagonal blocks once, pack for the compiled apply.
+        if factor_dtype == "auto":
+            factor_dtype = _auto_factor_dtype(model)
         self = cls(model=model, ordering=tree, scale=scale, report=report,
-                   fingerprint=matrix_fingerprint(A_user), pivoting=piv)
+                   fingerprint=matrix_fingerprint(A_user), pivoting=piv,
+                   factor_dtype=factor_dtype)
         report.nbytes = self.nbytes
         self._check_output(generator)
         report.cond_A_hat = self._cond_estimate_hat(generator)
@@ -438,7 +462,8 @@ class LearnedLU(Preconditioner):
 
     # -- packing and application ------------------------------------------------
     def _pack_forward(self):
-        self._packs, self._S_inv, notes = _pack_model(self._model)
+        self._packs, self._S_inv, notes = _pack_model(self._model,
+                                                      storage=self.factor_dtype)
         self.report.notes.extend(notes)
 
     def _transposed_packs(self):
@@ -455,6 +480,8 @@ class LearnedLU(Preconditioner):
                         TpU, M, P, Dinv=np.ascontiguousarray(np.swapaxes(S_inv, 1, 2)))
                     self._packs["Lt"] = pack_lower(transpose_params(self._model.L.params()),
                                                    M, P)
+                    for key in ("Ut", "Lt"):
+                        self._packs[key].astype(self.factor_dtype)
         return self._packs["Ut"], self._packs["Lt"]
 
     def _solve_slots(self, Y):
@@ -565,7 +592,7 @@ class LearnedLU(Preconditioner):
             ("ordering", rep.ordering),
             ("parameters", f"{self.n_parameters} ({self.n_parameters / self.shape[0]:.1f}"
                            f" per unknown)"),
-            ("memory", _format_bytes(self.nbytes)),
+            ("memory", f"{_format_bytes(self.nbytes)} ({self.factor_dtype} factors)"),
             ("init", rep.init),
             ("fit steps", f"{rep.steps} (kept step {rep.best_step}, {rep.stop_reason})"),
             ("||LU-A||_F/||A||_F", f"{rep.relative_error:.3g} (init "
@@ -654,11 +681,40 @@ def _fast_solve(model, W):
     return torch.from_numpy(np.ascontiguousarray(Z)).to(device=W.device, dtype=W.dtype)
 
 
-def _pack_model(model, check=True):
+def _pack_model(model, check=True, storage="float64"):
     """Factor U's diagonal blocks once and pack both factors for the kernel.
 
     ``check=False`` (inside training) skips the per-block condition numbers.
+    ``storage='float32'`` stores the packed factors in single precision (the
+    kernel still accumulates in double): half the bytes an apply reads.
     """
+    packs, S_inv, notes = _pack_model64(model, check)
+    if storage != "float64":
+        for pk in packs.values():
+            pk.astype(storage)
+        S_inv = None if S_inv is None else S_inv.astype(storage)
+    return packs, S_inv, notes
+
+
+def _auto_factor_dtype(model):
+    """``'float32'`` when single precision storage cannot matter, else ``'float64'``.
+
+    Single precision halves the memory traffic of an apply (which is bound by
+    it for large N) and perturbs M by about ``1e-7 * cond`` of the diagonal
+    blocks relative; it is used from ``_FLOAT32_MIN_N`` unknowns on, when every
+    diagonal block has condition number at most ``_FLOAT32_MAX_COND``.
+    """
+    if model.layout.size < _FLOAT32_MIN_N:
+        return "float64"
+    with torch.no_grad():
+        S = model.diagonal_blocks().double().cpu().numpy()
+    conds = np.linalg.cond(S)
+    if not np.all(np.isfinite(conds)) or conds.max() > _FLOAT32_MAX_COND:
+        return "float64"
+    return "float32"
+
+
+def _pack_model64(model, check):
     M, P = model.layout.n_leaves, model.layout.block_size
     with torch.no_grad():
         S = model.diagonal_blocks().double().cpu().numpy()
@@ -687,7 +743,7 @@ def _solve_packed(packs, S_inv, symmetric, Y):
     """``U^-1 L^-1 Y`` with packed factors, ``Y`` (M, P, k) in slot numbering."""
     Y = solve_lower(packs["L"], Y)
     if symmetric:
-        Y = np.einsum("mpq,mqk->mpk", S_inv, Y)
+        Y = np.matmul(S_inv, Y)
         return solve_lower(packs["Lt"], Y[::-1])[::-1]
     return solve_lower(packs["U"], Y[::-1])[::-1]
 
@@ -769,6 +825,55 @@ def _is_symmetric(A):
         diff = abs(A - A.T)
         return diff.nnz == 0 or diff.max() <= 1e-12 * abs(A).max()
     return bool(np.allclose(A, A.T, rtol=0, atol=1e-12 * np.abs(A).max()))
+
+
+_FACTOR_DTYPES = ("float64", "float32")
+#: ``factor_dtype='auto'`` stores factors in float32 from this many unknowns on...
+_FLOAT32_MIN_N = 16384
+#: ...when no diagonal block's condition number exceeds this.
+_FLOAT32_MAX_COND = 1e4
+
+#: Largest (padded) N for which ``init='auto'`` may fall back on the exact
+#: dense LU of A (O(N^3) once, about 10 s at 8192 on one core).
+_FALLBACK_MAX_N = 8192
+#: A GMRES figure of merit at or above this (summed iterations over the merit's
+#: right-hand sides, or an unconverged run) marks an initialization as poor.
+_POOR_MERIT = 400
+
+
+def _fallback_init(model, report, layout, blocks, Ap, scale, is_sym, symmetric, dtype,
+                   generator, device, merit):
+    """Try the compressed exact LU when the block tridiagonal start is poor.
+
+    The block tridiagonal initialization ignores every coupling beyond the
+    neighbouring leaf; on matrices where that matters (power networks,
+    kernel matrices) GMRES with it may not converge at all. Where a dense
+    LU of A is affordable, the exact factors with their far field compressed
+    to the GFMM ranks are tried as well and the start with the better GMRES
+    figure of merit is kept, so the fallback can only help.
+    """
+    first = merit(model)
+    if first < _POOR_MERIT:
+        return model
+    teacher = _blocks.exact_block_factors(Ap / scale, layout.n_leaves, layout.block_size)
+    if teacher is None:
+        report.notes.append("block tridiagonal start is poor and the exact LU without "
+                            "pivoting failed (zero pivot): no fallback")
+        return model
+    candidate, name, notes = _initial_model(layout, blocks, "exact_compressed", is_sym,
+                                            symmetric, dtype, generator, teacher=teacher)
+    candidate.to(device)
+    second = merit(candidate)
+    keep = second < first
+    report.notes.append(
+        f"block tridiagonal start is poor (GMRES merit {first:.0f}); compressed exact "
+        f"LU start scored {second:.0f}: {'kept' if keep else 'not kept'}")
+    if not keep:
+        return model
+    report.init = name
+    report.symmetric = candidate.symmetric
+    report.notes.extend(notes)
+    return candidate
 
 
 def _initial_model(layout, blocks, init, is_sym, symmetric, dtype, generator,

@@ -266,6 +266,7 @@ def test_repr_is_a_table():
     ({"loss": "l7"}, ValueError, "loss"),
     ({"init": "magic"}, ValueError, "init"),
     ({"lr": -1.0}, ValueError, "lr"),
+    ({"factor_dtype": "float16"}, ValueError, "factor_dtype"),
 ])
 def test_bad_options(options, error, match):
     with pytest.raises(error, match=match):
@@ -289,6 +290,55 @@ def test_save_load_round_trip_is_bit_identical(tmp_path):
     X = np.random.default_rng(0).standard_normal((A.shape[0], 3))
     np.testing.assert_array_equal(M @ X, M2 @ X)
     np.testing.assert_array_equal(M.rmatvec(X[:, 0]), M2.rmatvec(X[:, 0]))
+
+
+@pytest.mark.parametrize("A", [laplace_2d(16), convection_diffusion_2d(16)],
+                         ids=["symmetric", "nonsymmetric"])
+def test_float32_factors_halve_memory_and_match_float64(A, tmp_path):
+    M64 = quiet_fit(A, factor_dtype="float64")
+    M32 = quiet_fit(A, factor_dtype="float32")
+    assert (M64.factor_dtype, M32.factor_dtype) == ("float64", "float32")
+    assert M32.nbytes < 0.55 * M64.nbytes
+    X = np.random.default_rng(1).standard_normal((A.shape[0], 2))
+    for apply in (lambda M: M @ X, lambda M: M.rmatvec(X[:, 0])):
+        y64, y32 = apply(M64), apply(M32)
+        assert y32.dtype == np.float64
+        np.testing.assert_allclose(y32, y64, rtol=0, atol=1e-5 * np.abs(y64).max())
+    # The storage precision survives save/load, outputs bit-identical.
+    M32.save(tmp_path / "m32.npz")
+    M2 = LearnedLU.load(tmp_path / "m32.npz", A=A)
+    assert M2.factor_dtype == "float32"
+    np.testing.assert_array_equal(M2 @ X, M32 @ X)
+    assert "float32 factors" in repr(M32)
+
+
+def test_auto_factor_dtype_keeps_double_for_small_n():
+    assert quiet_fit(laplace_2d(16)).factor_dtype == "float64"
+
+
+def test_preconditioned_loss_trains_and_keeps_the_best():
+    A = convection_diffusion_2d(16)
+    M = quiet_fit(A, loss="preconditioned", max_steps=40, block_size=8)
+    assert M.report.loss == "preconditioned"
+    assert len(M.report.loss_history) > 0 and np.all(np.isfinite(M.report.loss_history))
+    assert min(v for _, v in M.report.val_history) <= M.report.val_history[0][1]
+    assert solve(A, np.ones(A.shape[0]), M).converged
+
+
+def test_poor_block_tridiagonal_start_falls_back_to_the_exact_factors():
+    # A power-network matrix (1138_bus): couplings far beyond neighbouring
+    # leaves make the block tridiagonal start useless (GMRES does not converge
+    # in 2000 iterations); init='auto' tries the compressed exact LU as well.
+    from learned_precond import problems
+
+    A = problems.get_problem("1138_bus").A
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        M = LearnedLU.fit(A, seed=0, max_steps=1)
+    assert M.report.init == "exact_compressed"
+    assert any("block tridiagonal start is poor" in note for note in M.report.notes)
+    result = solve(A, A @ np.ones(A.shape[0]), M, maxiter=2000)
+    assert result.converged and result.iterations < 200
 
 
 def test_load_rejects_other_matrix(tmp_path):
