@@ -1421,9 +1421,9 @@ def config(quick):
     return dict(quick=False, n_samples=N_SAMPLES, main_fit={},
                 ablation_fit=dict(max_steps=200), ablation_samples=200,
                 hierarchy_sizes=(64, 128), hierarchy_fit=dict(max_steps=30),
-                hierarchy_samples=200, hierarchy_budget=450.0,
+                hierarchy_samples=200, hierarchy_budget=1500.0,
                 diffusion_sizes=(16, 32, 64, 128, 256), diffusion_fit=dict(max_steps=30),
-                diffusion_budget=180.0, cg_maxiter=2000)
+                diffusion_budget=900.0, cg_maxiter=2000)
 
 
 def main(argv=None):

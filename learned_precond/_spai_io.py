@@ -63,9 +63,10 @@ def _read(path, fmt, what):
 
 
 def _json_scalars(obj):
-    """The entries of a dict that are JSON scalars (for reports)."""
+    """Keep the entries of a dict that are finite JSON scalars (for reports)."""
     return {k: v for k, v in obj.items()
-            if isinstance(v, (bool, int, float, str)) and not (isinstance(v, float) and not np.isfinite(v))}
+            if isinstance(v, (bool, int, float, str))
+            and not (isinstance(v, float) and not np.isfinite(v))}
 
 
 # -- SPAI ---------------------------------------------------------------------------------

@@ -120,10 +120,14 @@ class GraphBatch:
         self.sizes = torch.tensor([it["node"].shape[0] for it in items], dtype=dtype)
         self.node = torch.from_numpy(cat([it["node"] for it in items])).to(dtype)
         self.edge = torch.from_numpy(cat([it["edge"] for it in items])).to(dtype)
-        self.src = torch.from_numpy(cat([it["src"] + o for it, o in zip(items, node_off)]))
-        self.dst = torch.from_numpy(cat([it["dst"] + o for it, o in zip(items, node_off)]))
-        self.edge_pos = torch.from_numpy(cat([it["edge_pos"] + o for it, o in zip(items, val_off)]))
-        self.diag_pos = torch.from_numpy(cat([it["diag_pos"] + o for it, o in zip(items, val_off)]))
+        self.src = torch.from_numpy(
+            cat([it["src"] + o for it, o in zip(items, node_off, strict=False)]))
+        self.dst = torch.from_numpy(
+            cat([it["dst"] + o for it, o in zip(items, node_off, strict=False)]))
+        self.edge_pos = torch.from_numpy(
+            cat([it["edge_pos"] + o for it, o in zip(items, val_off, strict=False)]))
+        self.diag_pos = torch.from_numpy(
+            cat([it["diag_pos"] + o for it, o in zip(items, val_off, strict=False)]))
         self.graph = torch.from_numpy(
             np.repeat(np.arange(len(items)), [it["node"].shape[0] for it in items])
         )
@@ -193,7 +197,7 @@ class SPAINet(nn.Module):
     ``variant='deterministic'``: decoder ``GNN(G) -> R_s``, no latent.
     """
 
-    def __init__(self, *, hidden=32, layers=3, decoder_layers=2, latent=4, variant="cvae"):
+    def __init__(self, *, hidden=24, layers=2, decoder_layers=1, latent=4, variant="cvae"):
         super().__init__()
         if variant not in ("cvae", "deterministic"):
             raise ValueError(f"variant must be 'cvae' or 'deterministic', got {variant!r}.")

@@ -148,7 +148,7 @@ class SPAILossPlan:
     diag: torch.Tensor  # positions of C's diagonal
 
     def to(self, device):
-        """The plan with its index tensors on ``device``."""
+        """Return the plan with its index tensors on ``device``."""
         move = lambda t: tuple(v.to(device) if torch.is_tensor(v) else v for v in t)  # noqa: E731
         return SPAILossPlan(
             self.symmetric, self.n, move(self.ar),

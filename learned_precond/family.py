@@ -57,9 +57,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ._base import Preconditioner
-from ._sparse_products import loss_plan
 from ._spai_nets import GraphBatch, SPAINet, graph_features, inverse_features
+from ._sparse_products import loss_plan
 from ._validation import as_matrix, check_positive_int, check_structure
 from .exceptions import PreconditionerSetupError
 from .spai import SPAI, SPAIReport, _is_symmetric, sparsity_pattern, spd_certificate
@@ -127,7 +126,8 @@ class MatrixFamily:
         self.size = check_positive_int(size, "size")
         self.n_train = check_positive_int(n_train, "n_train", minimum=0)
         if self.n_train > self.size:
-            raise ValueError(f"n_train={n_train} exceeds size={size}; the test split would be empty.")
+            raise ValueError(
+                f"n_train={n_train} exceeds size={size}; the test split would be empty.")
         lo, hi = (float(c) for c in contrast)
         if not (1.0 <= lo <= hi and np.isfinite(hi)):
             raise ValueError(f"contrast must be a range 1 <= low <= high, got {contrast!r}.")
@@ -163,7 +163,7 @@ class MatrixFamily:
         return self.matrix(i)
 
     def at(self, n):
-        """The same family (same coefficients) on an ``n x n`` grid."""
+        """Return the same family (same coefficients) on an ``n x n`` grid."""
         return MatrixFamily(self.kind, n, size=self.size, n_train=self.n_train,
                             contrast=self.contrast, degree=self.degree, seed=self.seed)
 
@@ -197,7 +197,7 @@ class MatrixFamily:
         return legendre.legval2d(x, y, c)
 
     def coefficient(self, i):
-        """The coefficient ``f`` of matrix ``i`` as a vectorized function of ``(x, y)``."""
+        """Return the coefficient ``f`` of matrix ``i``, a vectorized function of ``(x, y)``."""
         c, qmin, qmax, contrast = self._coefficients(i)
         span = qmax - qmin if qmax > qmin else 1.0
 
@@ -235,18 +235,19 @@ class MatrixFamily:
         v = np.concatenate([diag, -east[:, :-1].ravel(), -north[:-1, :].ravel()])
         off = r != c
         A = sp.coo_array(
-            (np.concatenate([v, v[off]]), (np.concatenate([r, c[off]]), np.concatenate([c, r[off]]))),
+            (np.concatenate([v, v[off]]),
+             (np.concatenate([r, c[off]]), np.concatenate([c, r[off]]))),
             shape=(n * n, n * n),
         )
         return _canonical(A)
 
     def train_matrices(self, limit=None):
-        """Iterator over the training matrices (the first ``limit`` when given)."""
+        """Iterate over the training matrices (the first ``limit`` when given)."""
         idx = self.train_indices if limit is None else self.train_indices[:limit]
         return (self.matrix(i) for i in idx)
 
     def test_matrices(self, limit=None):
-        """Iterator over the test matrices (the first ``limit`` when given)."""
+        """Iterate over the test matrices (the first ``limit`` when given)."""
         idx = self.test_indices if limit is None else self.test_indices[:limit]
         return (self.matrix(i) for i in idx)
 
@@ -418,8 +419,8 @@ class SPAIGenerator:
 
     # -- training ----------------------------------------------------------------------
     @classmethod
-    def train(cls, data, *, variant="cvae", pattern="A", extra_fill=0.0, hidden=32, layers=3,
-              decoder_layers=2, latent=4, alpha=0.1, epochs=30, batch_size=32, lr=3e-3,
+    def train(cls, data, *, variant="cvae", pattern="A", extra_fill=0.0, hidden=24, layers=2,
+              decoder_layers=1, latent=4, alpha=0.1, epochs=5, batch_size=32, lr=3e-3,
               n_train=None, validation=0.05, seed=0, max_time=None, verbose=False,
               callback=None):
         """Train a generator on the training split of one or more families.
@@ -753,3 +754,40 @@ class GeneratedSPAI(SPAI):
         self.setup_time = time.perf_counter() - start
         report.fit_time = self.setup_time
         return self
+
+
+# -- command line: train and save a generator ----------------------------------------------
+
+
+def main(argv=None):
+    """``python -m learned_precond.family --kind diffusion --n 12 --out gen.npz``.
+
+    Trains a generator on a family's training split and saves it, for
+    ``learned-precond compare ... --precond spai_generator --fit model=gen.npz``.
+    """
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m learned_precond.family",
+        description="Train an SPAI generator on a PDE matrix family and save it (.npz).")
+    p.add_argument("--kind", choices=FAMILIES, default="diffusion")
+    p.add_argument("--n", type=int, default=12, help="training grid points per side")
+    p.add_argument("--variant", choices=("cvae", "deterministic"), default="cvae")
+    p.add_argument("--extra-fill", type=float, default=0.0)
+    p.add_argument("--n-train", type=int, default=None, help="training matrices (default 1600)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output .npz file")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    gen = SPAIGenerator.train(
+        MatrixFamily(args.kind, n=args.n), variant=args.variant, extra_fill=args.extra_fill,
+        epochs=args.epochs, n_train=args.n_train,
+        seed=args.seed, verbose=True)
+    gen.save(args.out)
+    log.info("%r saved to %s", gen, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -276,9 +276,10 @@ class PythonPC:
         """Read ``-[prefix]learned_method``, ``_fit`` and ``_load`` (when given)."""
         PETSc = _petsc()  # noqa: N806 - the module's usual name
         opts = PETSc.Options(pc.getOptionsPrefix())
-        self.method = opts.getString("learned_method", self.method)
-        fit = opts.getString("learned_fit", None)
-        if fit:
+        if opts.hasName("learned_method"):
+            self.method = opts.getString("learned_method")
+        if opts.hasName("learned_fit"):
+            fit = opts.getString("learned_fit")
             parsed = {}
             for item in fit.split(","):
                 key, sep, value = item.partition("=")
@@ -289,7 +290,8 @@ class PythonPC:
                     )
                 parsed[key.strip()] = _parse_value(value.strip())
             self.fit_options = parsed
-        self.load = opts.getString("learned_load", self.load)
+        if opts.hasName("learned_load"):
+            self.load = opts.getString("learned_load")
 
     def setUp(self, pc):  # noqa: N802 - petsc4py's hook name
         """Fit (or load, or check) ``M`` for the PC's preconditioning matrix."""

@@ -118,7 +118,7 @@ def _assert_check(mpi_results, name):
 
 CHECK_NAMES = [
     "bjacobi_learned_matches_spsolve",
-    "asm_overlap_helps",
+    "asm_overlap_and_subdomains",
     "local_baselines",
     "transpose_apply",
     "save_and_load_per_rank",

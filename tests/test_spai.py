@@ -31,7 +31,7 @@ def tiny_generator(variant="deterministic"):
                                layers=2, decoder_layers=1, lr=1e-2, seed=0)
 
 
-def dense_M(M):
+def dense_matrix(M):
     return M @ np.eye(M.shape[0])
 
 
@@ -122,7 +122,7 @@ def test_spai_is_spd_and_beats_jacobi():
     M = SPAI.fit(A, max_steps=150)
     assert M.form == "R R^T" and M.symmetric and M.report.certificate
     assert M.report.loss < 0.5 * M.report.loss_init
-    D = dense_M(M)
+    D = dense_matrix(M)
     np.testing.assert_allclose(D, D.T, atol=1e-13)
     assert np.linalg.eigvalsh(D).min() > 0
     b = rhs(A.shape[0])
@@ -140,11 +140,11 @@ def test_gradient_descent_reaches_least_squares_spai():
     ls = SPAI.fit(A, symmetric=False, method="lstsq")
     assert abs(gd.R - ls.R).max() < 1e-6 * abs(ls.R).max()
     # least squares is the minimum: perturbing R on its pattern increases the loss
-    I = np.eye(100)
-    base = np.linalg.norm(I - A @ ls.R.toarray()) ** 2
+    eye = np.eye(100)
+    base = np.linalg.norm(eye - A @ ls.R.toarray()) ** 2
     R2 = ls.R.copy()
     R2.data += 1e-3 * np.random.default_rng(0).standard_normal(R2.nnz)
-    assert np.linalg.norm(I - A @ R2.toarray()) ** 2 > base
+    assert np.linalg.norm(eye - A @ R2.toarray()) ** 2 > base
 
 
 def test_fsai_unit_diagonal_and_spd():
@@ -154,7 +154,7 @@ def test_fsai_unit_diagonal_and_spd():
     G = M.R.T.toarray()
     assert np.allclose(np.triu(G, 1), 0.0)
     np.testing.assert_allclose(np.diag(G @ A.toarray() @ G.T), 1.0, rtol=1e-10)
-    assert np.linalg.eigvalsh(dense_M(M)).min() > 0
+    assert np.linalg.eigvalsh(dense_matrix(M)).min() > 0
 
 
 def test_spai_option_errors():
@@ -176,7 +176,7 @@ def test_spai_option_errors():
         SPAI.fit(-laplace_2d(4), symmetric=True)
 
 
-def test_spd_certificate_detects_singular_R():
+def test_spd_certificate_detects_singular_r():
     assert spd_certificate(sp.eye_array(4, format="csr")) is not None
     R = sp.csr_array(np.array([[1.0, 1.0], [1.0, 1.0]]))
     assert spd_certificate(R) is None
@@ -209,7 +209,7 @@ def test_incomplete_cholesky_exact_limit_and_symmetry():
     M = IncompleteCholesky.fit(A, drop_tol=0.0)
     x = rhs(100)
     np.testing.assert_allclose(M @ (A @ x), x, rtol=1e-10)
-    D = dense_M(IncompleteCholesky.fit(A, drop_tol=0.05))
+    D = dense_matrix(IncompleteCholesky.fit(A, drop_tol=0.05))
     np.testing.assert_allclose(D, D.T, atol=1e-12)
     assert np.linalg.eigvalsh(D).min() > 0
     from contract import convection_diffusion_2d
@@ -232,7 +232,8 @@ def test_family_is_deterministic_spd(kind):
     np.testing.assert_allclose(dense, dense.T)
     assert np.linalg.eigvalsh(dense).min() > 0
     assert fam.at(9).matrix(9).shape == (81, 81)
-    assert A.nnz == (laplace_2d(6).nnz if kind == "diffusion" else (laplace_2d(6) @ laplace_2d(6)).nnz)
+    L = laplace_2d(6)
+    assert A.nnz == (L.nnz if kind == "diffusion" else sp.csr_array(L @ L).nnz)
 
 
 def test_family_coefficient_range_and_errors():
@@ -275,7 +276,7 @@ def test_generated_preconditioner_is_spd():
     A = MatrixFamily("diffusion", n=7, size=60, n_train=48).matrix(55)
     for gen in (tiny_generator(), tiny_generator("cvae")):
         for z in ("mean", "sample"):
-            D = dense_M(GeneratedSPAI.fit(A, model=gen, z=z, seed=3))
+            D = dense_matrix(GeneratedSPAI.fit(A, model=gen, z=z, seed=3))
             np.testing.assert_allclose(D, D.T, atol=1e-12)
             assert np.all(np.isfinite(D)) and np.linalg.eigvalsh(D).min() > 0
 
