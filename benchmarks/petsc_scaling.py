@@ -10,13 +10,16 @@ one rank block Jacobi and ASM are the same single block, so ASM is run on
 two ranks only). Writes ``petsc.md`` to ``--out`` (default ``docs/results``),
 including a growth model fitted to the runs.
 
-    python benchmarks/petsc_scaling.py               # full run (about 20-25 min on 2 shared cores)
-    python benchmarks/petsc_scaling.py --quick       # N = 16384 only (a few minutes)
+    python benchmarks/petsc_scaling.py           # full run (35 min on 2 cores shared with 3 jobs)
+    python benchmarks/petsc_scaling.py --quick   # N = 16384 only (a few minutes)
+    python benchmarks/petsc_scaling.py --from-json benchmarks/results/petsc_scaling.json
     python benchmarks/petsc_scaling.py --sizes 128,256 --ranks 1,2 --out /tmp/petsc
 
-Needs petsc4py (``tools/install_petsc.sh``) and ``mpiexec``. Each rank runs
-torch, numpy's BLAS and PETSc with one thread (``OMP_NUM_THREADS=1``,
-``torch.set_num_threads(1)``) so that two ranks use the two cores.
+``--from-json`` rewrites the page from the raw rows a run saved (git-ignored),
+without running anything. Needs petsc4py (``tools/install_petsc.sh``) and
+``mpiexec``. Each rank runs torch, numba, numpy's BLAS and PETSc with one thread
+(``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``) so that two ranks use the
+two cores.
 """
 
 import argparse
@@ -430,7 +433,7 @@ def main(argv=None):
     parser.add_argument("--ranks", default=",".join(map(str, RANKS)))
     parser.add_argument("--problems", default=",".join(PROBLEMS))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--budget", type=float, default=30 * 60,
+    parser.add_argument("--budget", type=float, default=45 * 60,
                         help="seconds; configurations not started by then are skipped")
     # worker mode (run under mpiexec by the driver)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

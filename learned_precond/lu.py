@@ -105,7 +105,7 @@ class LearnedLU(Preconditioner):
     @classmethod
     def fit(cls, A, *, block_size=32, rank=None, ordering="auto", symmetric="auto",
             loss="probe", transpose_loss=False, blockwise=False, max_steps=200,
-            n_probes=16, lr=None, tol=1e-3, patience=3, init="auto", seed=None,
+            n_probes=16, lr=None, tol=1e-3, patience=None, init="auto", seed=None,
             device="cpu", dtype=None, coords=None, grid_shape=None, verbose=False,
             callback=None, train_near_field=True, pivoting="auto", factor_dtype="auto"):
         """Learn ``L U ~ A`` and return the fitted preconditioner.
@@ -146,7 +146,9 @@ class LearnedLU(Preconditioner):
         tol, patience : float, int
             Stop when the kept GMRES figure of merit (evaluated every 20
             steps) improved by less than ``tol`` relatively for ``patience``
-            evaluations in a row.
+            evaluations in a row. Default patience: 3, or 1 for a warm start
+            (its starting point is already a fitted model, so one evaluation
+            without progress ends it).
         init : {'auto', 'block_tridiagonal', 'block_jacobi', 'exact_compressed', \
 'random'} or LearnedLU
             Starting point. ``'auto'`` is ``'block_tridiagonal'``: the exact
@@ -239,6 +241,9 @@ class LearnedLU(Preconditioner):
                 f"block_size.")
         max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
         n_probes = check_positive_int(n_probes, "n_probes")
+        if patience is None:
+            patience = 1 if isinstance(init, LearnedLU) else 3
+        patience = check_positive_int(patience, "patience")
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}.")
         if ordering not in _ORDERINGS:
