@@ -11,8 +11,14 @@ API map
 LearnedLU
     Block lower/upper factors with GFMM (hierarchical, FMM-like) structure,
     learned by gradient descent; applied by O(N) blocked substitution.
-Identity, Jacobi, ILU0, ILUT, AMG, ExactLU
+Identity, Jacobi, ILU0, ILUT, AMG, ExactLU, IncompleteCholesky
     Classical baselines with the same ``fit -> LinearOperator`` surface.
+SPAI, ClassicalSPAI
+    Sparse approximate inverses: learned by gradient descent on
+    ``||I - R^T A R||_F`` (seed 003), Grote-Huckle least squares, FSAI.
+MatrixFamily, SPAIGenerator, GeneratedSPAI
+    PDE matrix families and the graph-conditioned generator that outputs a
+    SPAI for an unseen matrix of the family in one forward pass.
 solve
     Krylov harness: gmres/cg/bicgstab/bicg/minres with honest iteration
     counts and true residuals.
@@ -47,6 +53,12 @@ _LAZY = {
     "ILUT": "learned_precond.baselines",
     "AMG": "learned_precond.baselines",
     "ExactLU": "learned_precond.baselines",
+    "IncompleteCholesky": "learned_precond._incomplete_cholesky",
+    "SPAI": "learned_precond.spai",
+    "ClassicalSPAI": "learned_precond.spai",
+    "MatrixFamily": "learned_precond.family",
+    "SPAIGenerator": "learned_precond.family",
+    "GeneratedSPAI": "learned_precond.family",
     "solve": "learned_precond.krylov",
     "SolveResult": "learned_precond.krylov",
     "problems": "learned_precond.problems",

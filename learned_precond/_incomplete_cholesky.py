@@ -64,9 +64,9 @@ class IncompleteCholesky(Preconditioner):
         Raises
         ------
         ValueError
-            ``A`` is not symmetric, or bad options.
+            Bad input or options.
         PreconditionerSetupError
-            SuperLU fails or a pivot of ``D`` is not positive.
+            ``A`` is not symmetric, SuperLU fails, or a pivot of ``D`` is not positive.
         """
         drop_tol, fill_factor = float(drop_tol), float(fill_factor)
         if not 0.0 <= drop_tol <= 1.0:
@@ -79,8 +79,9 @@ class IncompleteCholesky(Preconditioner):
         check_structure(A)
         diff = abs(A - A.T)
         if diff.nnz and diff.max() > 1e-12 * abs(A).max():
-            raise ValueError(
-                "incomplete Cholesky needs a symmetric A; use 'ilut' or 'ilu0' with GMRES."
+            raise PreconditionerSetupError(
+                "incomplete Cholesky needs a symmetric A (it is for SPD systems and CG); "
+                "use 'ilut' or 'ilu0' with GMRES."
             )
         try:
             with warnings.catch_warnings():

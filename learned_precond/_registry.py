@@ -6,7 +6,7 @@ missing optional dependency only matters when its preconditioner is used.
 
 import importlib
 
-__all__ = ["PRECONDITIONERS", "get_preconditioner", "preconditioner_names"]
+__all__ = ["DEFAULT_NAMES", "PRECONDITIONERS", "get_preconditioner", "preconditioner_names"]
 
 PRECONDITIONERS = {
     "none": "learned_precond.baselines:Identity",
@@ -16,7 +16,17 @@ PRECONDITIONERS = {
     "amg": "learned_precond.baselines:AMG",
     "exact": "learned_precond.baselines:ExactLU",
     "learned_lu": "learned_precond.lu:LearnedLU",
+    "ict": "learned_precond._incomplete_cholesky:IncompleteCholesky",
+    "spai": "learned_precond.spai:ClassicalSPAI",
+    "learned_spai": "learned_precond.spai:SPAI",
+    "spai_generator": "learned_precond.family:GeneratedSPAI",
 }
+
+#: The preconditioners compared by default (CLI ``compare``/``demo``, asv): the
+#: classical baselines and LearnedLU. The sparse approximate inverses and the
+#: incomplete Cholesky are selected by name; ``spai_generator`` needs a trained
+#: generator (``--fit model=gen.npz``).
+DEFAULT_NAMES = ("none", "jacobi", "ilu0", "ilut", "amg", "exact", "learned_lu")
 
 
 def preconditioner_names():

@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._base import _format_bytes
-from ._registry import get_preconditioner, preconditioner_names
+from ._registry import DEFAULT_NAMES, get_preconditioner, preconditioner_names
 from ._validation import as_matrix, check_positive_int, check_rhs, check_structure
 from .baselines import _as_csr, _is_symmetric
 from .exceptions import ModelFileError, PreconditionerSetupError
@@ -55,7 +55,7 @@ __all__ = [
 DEMO_PROBLEM = "sherman1"
 
 #: Every registered preconditioner, the default of :func:`compare` and the CLI.
-DEFAULT_PRECONDITIONERS = tuple(preconditioner_names())
+DEFAULT_PRECONDITIONERS = DEFAULT_NAMES
 
 # Krylov methods whose theory needs a symmetric A and a symmetric positive
 # definite M (CG's and MINRES's short recurrences assume M = M^T > 0), and

@@ -33,7 +33,9 @@ from learned_precond.compare import compare, main
 from learned_precond.krylov import solve
 from learned_precond.pivoting import pivoted, static_pivoting
 
-NAMES = preconditioner_names()  # none, jacobi, ilu0, ilut, amg, exact, learned_lu
+# Every registered preconditioner except the SPAI generator, which needs a
+# trained model to fit (tests/test_spai.py covers its errors).
+NAMES = [name for name in preconditioner_names() if name != "spai_generator"]
 BASELINES = [name for name in NAMES if name != "learned_lu"]
 #: Small, fast LearnedLU options for these tests.
 LEARNED = {"block_size": 8, "rank": 2, "max_steps": 5, "seed": 0}
@@ -508,7 +510,9 @@ def test_random_matrices_fit_apply_solve(name, spec):
         raise
     except PreconditionerSetupError:
         event(f"{kind}: setup error")
-        assert kind in ("indefinite", "badly_scaled") or name == "jacobi", (kind, name)
+        # Jacobi refuses zero diagonals; incomplete Cholesky refuses any
+        # nonsymmetric or indefinite matrix, as documented.
+        assert kind in ("indefinite", "badly_scaled") or name in ("jacobi", "ict"), (kind, name)
         return
 
     # finite and linear
@@ -552,6 +556,8 @@ def _threaded(func, inputs):
 @pytest.mark.parametrize("name", [*NAMES, "ilu0+pivoting"])
 def test_concurrent_applies_match_serial_bit_for_bit(name):
     A = convection_diffusion_2d(12)  # nonsymmetric: LearnedLU's transpose packs are lazy
+    if name == "ict":  # incomplete Cholesky: symmetric positive definite A only
+        A = lap1d(144)
     if name == "ilu0+pivoting":
         M = pivoted("ilu0", A, pivoting="mc64")
     else:

@@ -214,7 +214,7 @@ def test_incomplete_cholesky_exact_limit_and_symmetry():
     assert np.linalg.eigvalsh(D).min() > 0
     from contract import convection_diffusion_2d
 
-    with pytest.raises(ValueError, match="symmetric"):
+    with pytest.raises(PreconditionerSetupError, match="symmetric"):
         IncompleteCholesky.fit(convection_diffusion_2d(6))
 
 

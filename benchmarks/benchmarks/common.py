@@ -42,7 +42,8 @@ import numpy as np
 # LearnedLU (and so torch) is imported here, not lazily: asv's forkserver
 # imports this module once and forks every benchmark process from it, so no
 # benchmark pays for importing torch.
-from learned_precond import LearnedLU, get_preconditioner, preconditioner_names, problems
+from learned_precond import LearnedLU, get_preconditioner, problems
+from learned_precond._registry import DEFAULT_NAMES
 from learned_precond.exceptions import FitConvergenceWarning, IllConditionedWarning
 from learned_precond.krylov import solve
 
@@ -118,7 +119,7 @@ def selected_problems(environ=os.environ):
 GRID_PROBLEMS = selected_problems()
 #: Size labels in the grid: the quick subset unless ``LP_BENCH_FULL=1``.
 SIZES = ("small", "medium", "large") if FULL else ("small",)
-PRECONDITIONERS = tuple(preconditioner_names())
+PRECONDITIONERS = DEFAULT_NAMES
 METHODS = ("gmres", "cg", "bicgstab")
 
 RTOL = 1e-8
