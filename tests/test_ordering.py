@@ -102,11 +102,23 @@ def test_slots_are_a_padded_permutation(method, n, block_size):
     check_invariants(order, n, block_size)
 
 
-@pytest.mark.parametrize("method", ["geometric", "bisection"])
 @pytest.mark.parametrize(("n", "block_size"), [(100, 16), (300, 7), (333, 1), (1000, 16)])
-def test_every_node_is_exactly_halved(method, n, block_size):
+def test_geometric_fills_leaves_before_padding(n, block_size):
+    # The first child of every node takes as many unknowns as its subtree
+    # holds: all occupied leaves but the last are full, padding is whole leaves.
+    order = build(random_sparse(n, seed=1), block_size, "geometric")
+    sizes = order.leaf_sizes
+    full = n // block_size
+    np.testing.assert_array_equal(sizes[:full], block_size)
+    assert sizes[full:].sum() == n - full * block_size
+    assert np.count_nonzero(sizes[full:]) <= 1
+
+
+@pytest.mark.parametrize(("n", "block_size"), [(100, 16), (300, 7), (333, 1), (1000, 16)])
+def test_bisection_halves_every_node(n, block_size):
     # Children hold ceil(m/2) and floor(m/2): at level l every node holds
     # floor(n / 2**l) or ceil(n / 2**l) unknowns, so capacities are never exceeded.
+    method = "bisection"
     order = build(random_sparse(n, seed=1), block_size, method)
     for level in range(order.n_levels + 1):
         counts = [node_members(order, level, a).size for a in range(2**level)]
