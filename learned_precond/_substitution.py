@@ -46,36 +46,65 @@ class PackedLower:
     unit : bool
         Diagonal blocks are the identity.
     E : ndarray (M, P, P)
-        ``E[i]`` couples leaf i-1 -> i (``E[0]`` is zero).
+        ``E[i]`` couples leaf i-1 -> i (``E[0]`` is zero), compacted: only its
+        rows ``E_rows[i, :E_nr[i]]`` and columns ``E_cols[i, :E_nc[i]]`` that
+        hold a nonzero are kept, in ``E[i, :E_nr[i], :E_nc[i]]``. The
+        initialization's ``E_i = A_(i,i-1) S_(i-1)^-1`` has nonzero rows only
+        where leaf i touches leaf i-1 (an eighth of them on a 2-D grid with
+        P = 32), and the transposed factor nonzero columns only there, so the
+        kernel skips most of the near-field work; a dense ``E`` is kept whole.
+    E_rows, E_cols : ndarray (M, P) of int64
+    E_nr, E_nc : ndarray (M,) of int64
     V, U : ndarray (M, P, r)
     W, R, B : ndarray (2M, r, r)
         Per-node arrays in heap order (``W[2**l + a]``).
     n_levels : int
     """
 
-    __slots__ = ("Dinv", "unit", "E", "V", "U", "W", "R", "B", "n_levels")
+    __slots__ = ("Dinv", "unit", "E", "E_rows", "E_cols", "E_nr", "E_nc", "V", "U", "W",
+                 "R", "B", "n_levels")
 
     def __init__(self, Dinv, unit, E, V, U, W, R, B, n_levels):
-        self.Dinv, self.unit, self.E = Dinv, unit, E
+        self.Dinv, self.unit = Dinv, unit
+        self.E, self.E_rows, self.E_cols, self.E_nr, self.E_nc = _compact(E)
         self.V, self.U, self.W, self.R, self.B = V, U, W, R, B
         self.n_levels = n_levels
 
     def astype(self, dtype):
         """Store the arrays in ``dtype`` (in place; the kernel accumulates in double)."""
-        for name in ("Dinv", "E", "V", "U", "W", "R", "B"):
+        for name in ("Dinv", "E", "V", "U", "W", "R", "B"):  # not the index arrays
             setattr(self, name, np.ascontiguousarray(getattr(self, name), dtype=dtype))
         return self
 
     @property
     def nbytes(self):
         """Bytes held by the arrays."""
-        arrays = [self.E, self.V, self.U, self.W, self.R, self.B]
+        arrays = [self.E, self.E_rows, self.E_cols, self.E_nr, self.E_nc,
+                  self.V, self.U, self.W, self.R, self.B]
         if not self.unit:
             arrays.append(self.Dinv)
         return int(sum(a.nbytes for a in arrays))
 
 
-def pack_lower(p, M, P, Dinv=None):
+def _compact(E):
+    """Move each ``E[i]``'s nonzero rows and columns to its top-left corner."""
+    M, P, _ = E.shape
+    rows = np.zeros((M, P), dtype=np.int64)
+    cols = np.zeros((M, P), dtype=np.int64)
+    nr = np.zeros(M, dtype=np.int64)
+    nc = np.zeros(M, dtype=np.int64)
+    out = np.zeros_like(E)
+    nz = E != 0
+    for i in range(M):
+        r = np.flatnonzero(nz[i].any(axis=1))
+        c = np.flatnonzero(nz[i].any(axis=0))
+        nr[i], nc[i] = r.size, c.size
+        rows[i, :r.size], cols[i, :c.size] = r, c
+        out[i, :r.size, :c.size] = E[i][np.ix_(r, c)]
+    return out, rows, cols, nr, nc
+
+
+def pack_lower(p, M, P, Dinv=None, row_scale=None):
     """Pack a lower-block parameter dict (torch, full-length arrays) for the kernel.
 
     Parameters
@@ -86,6 +115,10 @@ def pack_lower(p, M, P, Dinv=None):
         Leaves and block size.
     Dinv : ndarray (M, P, P), optional
         Inverses of the diagonal blocks; None for a unit diagonal.
+    row_scale : ndarray (M, P, P), optional
+        Packs ``G L`` for the block diagonal ``G = diag(row_scale)`` instead
+        of ``L`` (the near-field blocks and leaf out-bases are multiplied by
+        it; pass ``Dinv`` = the inverses of ``G_i`` times the diagonal blocks).
     """
     def np64(t):
         return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
@@ -108,6 +141,9 @@ def pack_lower(p, M, P, Dinv=None):
     else:
         V = U = np.zeros((M, P, 0))
         W = R = B = np.zeros((2 * M, 0, 0))
+    if row_scale is not None:
+        E = np.matmul(row_scale, E)
+        U = np.matmul(row_scale, U)
     unit = Dinv is None
     Dinv = np.zeros((1, 1, 1)) if unit else np.ascontiguousarray(Dinv, dtype=np.float64)
     return PackedLower(Dinv, unit, E, V, U, W, R, B, K)
@@ -124,26 +160,29 @@ def solve_lower(packed, Bk):
     cols = np.ascontiguousarray(np.moveaxis(np.asarray(Bk, dtype=np.float64), 2, 0))
     out = np.empty_like(cols)
     pk = packed
+    near = (pk.E, pk.E_rows, pk.E_cols, pk.E_nr, pk.E_nc)
     if k == 1:
-        _solve_lower_vector(pk.Dinv, pk.unit, pk.E, pk.V, pk.U, pk.W, pk.R, pk.B,
+        _solve_lower_vector(pk.Dinv, pk.unit, near, pk.V, pk.U, pk.W, pk.R, pk.B,
                             pk.n_levels, cols[0], out[0])
     else:
-        _solve_lower_columns(pk.Dinv, pk.unit, pk.E, pk.V, pk.U, pk.W, pk.R, pk.B,
+        _solve_lower_columns(pk.Dinv, pk.unit, near, pk.V, pk.U, pk.W, pk.R, pk.B,
                              pk.n_levels, cols, out)
     return np.moveaxis(out, 0, 2)
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
-def _solve_lower_columns(Dinv, unit, E, V, U, W, R, B, K, cols, out):
+def _solve_lower_columns(Dinv, unit, near, V, U, W, R, B, K, cols, out):
     for c in numba.prange(cols.shape[0]):
-        _solve_lower_vector(Dinv, unit, E, V, U, W, R, B, K, cols[c], out[c])
+        _solve_lower_vector(Dinv, unit, near, V, U, W, R, B, K, cols[c], out[c])
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
-def _solve_lower_vector(Dinv, unit, E, V, U, W, R, B, K, b, x):
+def _solve_lower_vector(Dinv, unit, near, V, U, W, R, B, K, b, x):
     # Transposed bases make every inner loop a unit-stride dot product:
     # V[i] is (P, r) and is read column-wise, so it is copied once per leaf.
+    E, E_rows, E_cols, E_nr, E_nc = near
     M, P = b.shape
+    xs = np.empty(P)
     r = V.shape[2]
     far = K >= 2 and r > 0
     g = np.zeros((2 * M, r))
@@ -184,11 +223,14 @@ def _solve_lower_vector(Dinv, unit, E, V, U, W, R, B, K, b, x):
                     acc += U[i, p_, q] * fl[q]
                 t[p_] -= acc
         if i >= 1:
-            for p_ in range(P):
+            nc = E_nc[i]
+            for q in range(nc):
+                xs[q] = x[i - 1, E_cols[i, q]]
+            for a_ in range(E_nr[i]):
                 acc = 0.0
-                for q in range(P):
-                    acc += E[i, p_, q] * x[i - 1, q]
-                t[p_] -= acc
+                for q in range(nc):
+                    acc += E[i, a_, q] * xs[q]
+                t[E_rows[i, a_]] -= acc
         if unit:
             for p_ in range(P):
                 x[i, p_] = t[p_]

@@ -574,8 +574,6 @@ class LearnedLU(Preconditioner):
     def nbytes(self):
         """Bytes held by the packed factors used when applying."""
         total = sum(pk.nbytes for key, pk in self._packs.items())
-        if self._model.symmetric:
-            total += self._S_inv.nbytes
         if self._pivoted:
             total += self.pivoting.nbytes
         return int(total + self.ordering.slots.nbytes + self.ordering.positions.nbytes)
@@ -727,9 +725,16 @@ def _pack_model64(model, check):
         pL = {k: _to_cpu64(v) for k, v in model.L.params().items()}
         packs = {"L": pack_lower(pL, M, P)}
         if model.symmetric:
-            # U = S L^T and L^T = rev . lower(T pL) . rev (unit diagonal).
-            packs["Lt"] = pack_lower(transpose_params(pL), M, P)
-            return packs, S_inv, notes
+            # U = S L^T with L^T = rev . lower(T pL) . rev (unit diagonal), so
+            # rev . U . rev = S_rev lower(T pL): a lower block whose diagonal
+            # blocks are S_rev and whose rows (near field E, far-field
+            # out-bases U) are those of lower(T pL) multiplied by S_rev. Packing
+            # it that way solves U in one pass, with no separate S^-1 sweep.
+            S_used = np.linalg.inv(S_inv)
+            packs["U"] = pack_lower(transpose_params(pL), M, P,
+                                    Dinv=np.ascontiguousarray(S_inv[::-1]),
+                                    row_scale=np.ascontiguousarray(S_used[::-1]))
+            return packs, None, notes
         pU = {k: _to_cpu64(v) for k, v in model.U.params().items()}
         # U is stored as a lower block in reversed leaf order.
         packs["U"] = pack_lower(pU, M, P, Dinv=S_inv[::-1].copy())
@@ -745,11 +750,13 @@ def _to_cpu64(v):
 
 
 def _solve_packed(packs, S_inv, symmetric, Y):
-    """``U^-1 L^-1 Y`` with packed factors, ``Y`` (M, P, k) in slot numbering."""
+    """``U^-1 L^-1 Y`` with packed factors, ``Y`` (M, P, k) in slot numbering.
+
+    ``U`` is packed as a lower block in reversed leaf order for both
+    factorizations (``S L^T`` included, see ``_pack_model64``); ``S_inv`` and
+    ``symmetric`` are kept for the callers' signature.
+    """
     Y = solve_lower(packs["L"], Y)
-    if symmetric:
-        Y = np.matmul(S_inv, Y)
-        return solve_lower(packs["Lt"], Y[::-1])[::-1]
     return solve_lower(packs["U"], Y[::-1])[::-1]
 
 
