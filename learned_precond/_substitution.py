@@ -53,8 +53,8 @@ class PackedLower:
         where leaf i touches leaf i-1 (an eighth of them on a 2-D grid with
         P = 32), and the transposed factor nonzero columns only there, so the
         kernel skips most of the near-field work; a dense ``E`` is kept whole.
-    E_rows, E_cols : ndarray (M, P) of int64
-    E_nr, E_nc : ndarray (M,) of int64
+    E_rows, E_cols : ndarray (M, P) of int32
+    E_nr, E_nc : ndarray (M,) of int32
     V, U : ndarray (M, P, r)
     W, R, B : ndarray (2M, r, r)
         Per-node arrays in heap order (``W[2**l + a]``).
@@ -89,10 +89,10 @@ class PackedLower:
 def _compact(E):
     """Move each ``E[i]``'s nonzero rows and columns to its top-left corner."""
     M, P, _ = E.shape
-    rows = np.zeros((M, P), dtype=np.int64)
-    cols = np.zeros((M, P), dtype=np.int64)
-    nr = np.zeros(M, dtype=np.int64)
-    nc = np.zeros(M, dtype=np.int64)
+    rows = np.zeros((M, P), dtype=np.int32)
+    cols = np.zeros((M, P), dtype=np.int32)
+    nr = np.zeros(M, dtype=np.int32)
+    nc = np.zeros(M, dtype=np.int32)
     out = np.zeros_like(E)
     nz = E != 0
     for i in range(M):
@@ -139,6 +139,11 @@ def pack_lower(p, M, P, Dinv=None, row_scale=None):
         for lev in range(1, K):
             B[2**lev + 1: 2**(lev + 1)] = np64(p["B"][lev - 1])
     else:
+        V = U = np.zeros((M, P, 0))
+        W = R = B = np.zeros((2 * M, 0, 0))
+    if not (np.any(B) and np.any(V) and np.any(U)):
+        # All bridges (or all bases) zero: the far field is exactly zero, as in
+        # the block tridiagonal start, so the kernel need not sweep the tree.
         V = U = np.zeros((M, P, 0))
         W = R = B = np.zeros((2 * M, 0, 0))
     if row_scale is not None:

@@ -298,7 +298,7 @@ def test_float32_factors_halve_memory_and_match_float64(A, tmp_path):
     M64 = quiet_fit(A, factor_dtype="float64")
     M32 = quiet_fit(A, factor_dtype="float32")
     assert (M64.factor_dtype, M32.factor_dtype) == ("float64", "float32")
-    assert M32.nbytes < 0.55 * M64.nbytes
+    assert M32.nbytes < 0.6 * M64.nbytes  # the int32 index arrays do not halve
     X = np.random.default_rng(1).standard_normal((A.shape[0], 2))
     for apply in (lambda M: M @ X, lambda M: M.rmatvec(X[:, 0])):
         y64, y32 = apply(M64), apply(M32)
@@ -310,6 +310,20 @@ def test_float32_factors_halve_memory_and_match_float64(A, tmp_path):
     assert M2.factor_dtype == "float32"
     np.testing.assert_array_equal(M2 @ X, M32 @ X)
     assert "float32 factors" in repr(M32)
+
+
+def test_zero_far_field_is_not_swept_and_sparse_near_field_is_compacted():
+    # The block tridiagonal start has zero bridges (so no far field) and
+    # near-field blocks E_i = A_(i,i-1) S_(i-1)^-1 with few nonzero rows: the
+    # packs drop the tree sweep and keep only those rows, and M is unchanged.
+    A = laplace_2d(32)
+    M = quiet_fit(A, max_steps=0, block_size=16)
+    L = M._packs["L"]
+    assert L.V.shape[2] == 0 and L.W.size == 0
+    assert L.E_nr[1:].max() < 16
+    dense = np.linalg.inv(M.to_dense())
+    X = np.random.default_rng(0).standard_normal((A.shape[0], 2))
+    np.testing.assert_allclose(M @ X, dense @ X, rtol=1e-8, atol=1e-10)
 
 
 def test_auto_factor_dtype_keeps_double_for_small_n():
