@@ -75,9 +75,9 @@ def save_learned_lu(lu, path):
 
 def load_learned_lu(cls, path, A=None):
     """Rebuild a LearnedLU saved by :func:`save_learned_lu`; see ``LearnedLU.load``."""
+    from .gfmm import GFMMLayout
     from .ordering import TreeOrdering
     from .training import FitReport, LUModel
-    from .gfmm import GFMMLayout
 
     try:
         with np.load(path, allow_pickle=False) as data:

@@ -37,8 +37,8 @@ from ._validation import as_matrix, check_positive_int, check_structure
 from .exceptions import FitConvergenceWarning, IllConditionedWarning, PreconditionerSetupError
 from .gfmm import GFMMLayout, transpose_params
 from .io import load_learned_lu, matrix_fingerprint, save_learned_lu
-from .pivoting import PIVOTING_METHODS, StaticPivoting, static_pivoting
 from .ordering import tree_ordering
+from .pivoting import PIVOTING_METHODS, StaticPivoting, static_pivoting
 from .training import LOSSES, FitReport, LUModel, distill_far_field, train
 
 __all__ = ["LearnedLU"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from contract import PreconditionerContract, laplace_2d, convection_diffusion_2d
+from contract import PreconditionerContract, convection_diffusion_2d, laplace_2d
 from scipy.sparse.linalg import aslinearoperator, cg, gmres
 
 from learned_precond import FitConvergenceWarning, LearnedLU, ModelFileError
