@@ -608,7 +608,7 @@ class LearnedLU(Preconditioner):
 
 
 # -- helpers -------------------------------------------------------------------
-def _gmres_merit(model, apply_slots, rhs, rtol=1e-8, restart=50, cap=400):
+def _gmres_merit(model, apply_slots, rhs, rtol=1e-8, restart=50, cap=200):
     """GMRES(restart) iterations to a true relative residual ``rtol``, as a float.
 
     The figure of merit for keeping the best factors: exactly what a Krylov
@@ -616,12 +616,15 @@ def _gmres_merit(model, apply_slots, rhs, rtol=1e-8, restart=50, cap=400):
     right-hand side: a preconditioner can be good on one and bad on the
     other). The fractional part (final residual over target, < 1 when
     converged) breaks ties; an unconverged run scores ``cap`` plus the
-    number of decades still missing.
+    number of decades still missing. The factors are packed as the fitted
+    operator would pack them (float32 from N = 16384 when that is safe): the
+    evaluations are most of a large fit's time.
     """
     M, P = model.layout.n_leaves, model.layout.block_size
     N = M * P
     try:
-        packs, S_inv, _ = _pack_model(model, check=False)
+        packs, S_inv, _ = _pack_model(model, check=False,
+                                      storage=_auto_factor_dtype(model))
     except np.linalg.LinAlgError:
         return math.inf
     sym = model.symmetric
@@ -849,7 +852,8 @@ _FLOAT32_MAX_COND = 1e4
 #: dense LU of A (O(N^3) once, about 10 s at 8192 on one core).
 _FALLBACK_MAX_N = 8192
 #: A GMRES figure of merit at or above this (summed iterations over the merit's
-#: right-hand sides, or an unconverged run) marks an initialization as poor.
+#: three right-hand sides; an unconverged run scores at least its cap of 200)
+#: marks an initialization as poor.
 _POOR_MERIT = 400
 
 
