@@ -10,13 +10,12 @@ true residual (:func:`learned_precond.krylov.solve`), at most 2000 inner
 iterations. Preconditioners: ``none``, ``jacobi``, ``ilu0``, ``ilut``
 (spilu, drop_tol 1e-4, fill_factor 10), ``amg`` (pyamg: smoothed aggregation
 for symmetric A, nonsymmetric SA otherwise), ``learned_lu`` (default
-options, seed 0, the problem's grid when it has one), and with static
-pivoting (:mod:`learned_precond.pivoting`): ``ilu0+mc64`` and
-``learned_lu+mc64`` (MC64 matching and scaling forced on every matrix, so
-that its effect is visible where ``'auto'`` would not pivot). When
-``LearnedLU.fit`` has a ``pivoting`` option it is used (``pivoting='none'``
-for ``learned_lu``, ``'mc64'`` for ``learned_lu+mc64``); otherwise the
-wrapper :func:`learned_precond.pivoting.pivoted` does the same from outside.
+options, seed 0, the problem's grid when it has one; ``pivoting='auto'``),
+``learned_lu/nopiv`` (``pivoting='none'``), and with static pivoting
+(:mod:`learned_precond.pivoting`) forced on every matrix, so that its effect
+is visible where ``'auto'`` would not pivot: ``ilu0+mc64`` (the wrapper
+:func:`learned_precond.pivoting.pivoted`) and ``learned_lu+mc64``
+(``LearnedLU.fit(A, pivoting='mc64')``).
 
 A preconditioner that cannot be built is reported as ``setup fails`` (the
 reason is listed under the table); a solve that stops without meeting the
@@ -25,7 +24,6 @@ tolerance as ``no conv.`` (with its final relative residual in the notes).
 
 import argparse
 import datetime
-import inspect
 import os
 import platform
 import sys
@@ -72,7 +70,6 @@ MAXITER = 2000
 SEED = 0
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "results" / "real_matrices.md"
 
-HAS_PIVOTING_OPTION = "pivoting" in inspect.signature(LearnedLU.fit).parameters
 
 
 def build(name, problem):
@@ -87,15 +84,9 @@ def build(name, problem):
         if name == "learned_lu":
             M = LearnedLU.fit(A, **learned)
         elif name == "learned_lu/nopiv":
-            if HAS_PIVOTING_OPTION:
-                M = LearnedLU.fit(A, pivoting="none", **learned)
-            else:
-                M = LearnedLU.fit(A, **learned)
+            M = LearnedLU.fit(A, pivoting="none", **learned)
         elif name == "learned_lu+mc64":
-            if HAS_PIVOTING_OPTION:
-                M = LearnedLU.fit(A, pivoting="mc64", **learned)
-            else:
-                M = pivoted(LearnedLU, A, pivoting="mc64", **learned)
+            M = LearnedLU.fit(A, pivoting="mc64", **learned)
         elif name == "ilu0+mc64":
             M = pivoted("ilu0", A, pivoting="mc64")
         else:
@@ -179,10 +170,7 @@ def write_report(results, matrices, names, path, elapsed):
         "`learned_lu/nopiv` (the same with `pivoting='none'`); and with MC64 static pivoting and scaling "
         "(`learned_precond.pivoting`, `A' = D_r P A D_c`, forced on every matrix): "
         "`ilu0+mc64`, `learned_lu+mc64`. "
-        + ("LearnedLU's own `pivoting=` option was used ('auto' / 'none' / 'mc64')."
-           if HAS_PIVOTING_OPTION else
-           "`learned_lu+mc64` is `pivoting.pivoted(LearnedLU, A, pivoting='mc64')` "
-           "(LearnedLU.fit had no `pivoting` option when this ran)."))
+        "LearnedLU's own `pivoting=` option was used ('auto' / 'none' / 'mc64').")
     add("")
     add("## Iterations")
     add("")

@@ -80,7 +80,7 @@ def block_tridiagonal_lu(diag, sub, sup, *, max_cond=1e12):
         recursion then restarts from ``A_ii`` at that block, i.e. it drops the
         coupling, and the caller should report it).
     """
-    M, P = diag.shape[0], diag.shape[1]
+    M = diag.shape[0]
     S = np.empty_like(diag)
     L_sub = np.zeros_like(sub)
     S[0] = diag[0]

@@ -7,61 +7,20 @@ structure) before an object is rebuilt, so a crafted or corrupt file raises
 :class:`~learned_precond.exceptions.ModelFileError` with a clear message.
 """
 
-import json
 import numbers
-import zipfile
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from .exceptions import ModelFileError
+from .io import read_npz, write_npz
 
 __all__ = ["save_spai", "load_spai", "save_generator", "load_generator"]
 
 SPAI_FORMAT = "learned_precond.SPAI"
 GENERATOR_FORMAT = "learned_precond.SPAIGenerator"
 VERSION = 1
-_META = "__metadata__"
-
-
-def _write(path, arrays, meta):
-    arrays = dict(arrays)
-    arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    with open(path, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-
-
-def _read(path, fmt, what):
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise ModelFileError(
-            f"{path} is not a readable {what} file ({exc}); it may be truncated, corrupt, "
-            f"or a pickle (which is never loaded). Save it again with .save()."
-        ) from exc
-    if _META not in arrays:
-        raise ModelFileError(f"{path} has no metadata; it was not written by {what}.save.")
-    raw = arrays.pop(_META)
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise ModelFileError(f"{path}: the metadata array is not JSON bytes.")
-    try:
-        meta = json.loads(raw.tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: metadata is not valid JSON ({exc}).") from exc
-    if not isinstance(meta, dict) or meta.get("format") != fmt:
-        raise ModelFileError(f"{path} is not a {what} file (format {meta.get('format')!r}).")
-    if meta.get("version") != VERSION:
-        raise ModelFileError(
-            f"{path} has format version {meta.get('version')}; this library reads version "
-            f"{VERSION}."
-        )
-    return arrays, meta
-
-
 def _json_scalars(obj):
     """Keep the entries of a dict that are finite JSON scalars (for reports)."""
     return {k: v for k, v in obj.items()
@@ -84,14 +43,14 @@ def save_spai(M, path):
     }
     arrays = {"R/data": M.R.data, "R/indices": M.R.indices.astype(np.int64),
               "R/indptr": M.R.indptr.astype(np.int64)}
-    _write(path, arrays, meta)
+    write_npz(path, arrays, meta)
 
 
 def load_spai(cls, path):
     """Rebuild a SPAI written by :func:`save_spai`."""
     from .spai import SPAIReport, spd_certificate
 
-    arrays, meta = _read(path, SPAI_FORMAT, "SPAI")
+    arrays, meta = read_npz(path, SPAI_FORMAT, "SPAI", VERSION)
     try:
         n = int(meta["n"])
         form = meta["form"]
@@ -149,7 +108,7 @@ def save_generator(gen, path):
         },
         "parameters": {k: list(v.shape) for k, v in arrays.items()},
     }
-    _write(path, arrays, meta)
+    write_npz(path, arrays, meta)
 
 
 def _check_config(config, path):
@@ -176,7 +135,7 @@ def load_generator(cls, path):
     from ._spai_nets import SPAINet
     from .family import TrainingReport
 
-    arrays, meta = _read(path, GENERATOR_FORMAT, "SPAIGenerator")
+    arrays, meta = read_npz(path, GENERATOR_FORMAT, "SPAIGenerator", VERSION)
     config = meta.get("config")
     _check_config(config, path)
     net = SPAINet(hidden=config["hidden"], layers=config["layers"],

@@ -87,20 +87,20 @@ class PackedLower:
 
 
 def _compact(E):
-    """Move each ``E[i]``'s nonzero rows and columns to its top-left corner."""
-    M, P, _ = E.shape
-    rows = np.zeros((M, P), dtype=np.int32)
-    cols = np.zeros((M, P), dtype=np.int32)
-    nr = np.zeros(M, dtype=np.int32)
-    nc = np.zeros(M, dtype=np.int32)
-    out = np.zeros_like(E)
+    """Move each ``E[i]``'s nonzero rows and columns to its top-left corner.
+
+    A stable argsort of the "row is zero" flags lists the nonzero rows first,
+    in order; gathering rows then columns in that order leaves the zero rows
+    and columns (so zeros) beyond ``E_nr[i]`` and ``E_nc[i]``.
+    """
     nz = E != 0
-    for i in range(M):
-        r = np.flatnonzero(nz[i].any(axis=1))
-        c = np.flatnonzero(nz[i].any(axis=0))
-        nr[i], nc[i] = r.size, c.size
-        rows[i, :r.size], cols[i, :c.size] = r, c
-        out[i, :r.size, :c.size] = E[i][np.ix_(r, c)]
+    row_nz, col_nz = nz.any(axis=2), nz.any(axis=1)
+    rows = np.argsort(~row_nz, axis=1, kind="stable").astype(np.int32)
+    cols = np.argsort(~col_nz, axis=1, kind="stable").astype(np.int32)
+    out = np.take_along_axis(E, rows[:, :, None], axis=1)
+    out = np.ascontiguousarray(np.take_along_axis(out, cols[:, None, :], axis=2))
+    nr = row_nz.sum(axis=1).astype(np.int32)
+    nc = col_nz.sum(axis=1).astype(np.int32)
     return out, rows, cols, nr, nc
 
 

@@ -57,6 +57,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ._gallery_pde import laplace_2d
+from ._gallery_seed import canonical
 from ._spai_nets import GraphBatch, SPAINet, graph_features, inverse_features
 from ._sparse_products import loss_plan
 from ._validation import as_matrix, check_positive_int, check_structure
@@ -72,20 +74,6 @@ _REFERENCE_POINTS = 129
 
 
 # -- the data sets --------------------------------------------------------------------
-
-
-def _laplace_2d(n):
-    t = sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(n, n))
-    eye = sp.eye_array(n)
-    return sp.csr_array(sp.kron(eye, t) + sp.kron(t, eye))
-
-
-def _canonical(A):
-    A = sp.csr_array(A, dtype=np.float64)
-    A.sum_duplicates()
-    A.eliminate_zeros()
-    A.sort_indices()
-    return A
 
 
 class MatrixFamily:
@@ -217,8 +205,8 @@ class MatrixFamily:
             return self._diffusion(f, n, h)
         nodes = (np.arange(n) + 1) * h
         fx = f(nodes[None, :], nodes[:, None]).ravel()  # [j, i] -> row i + n*j
-        L = _laplace_2d(n)
-        return _canonical(L @ sp.diags_array(fx) @ L)
+        L = laplace_2d(n)
+        return canonical(L @ sp.diags_array(fx) @ L)
 
     @staticmethod
     def _diffusion(f, n, h):
@@ -239,7 +227,7 @@ class MatrixFamily:
              (np.concatenate([r, c[off]]), np.concatenate([c, r[off]]))),
             shape=(n * n, n * n),
         )
-        return _canonical(A)
+        return canonical(A)
 
     def train_matrices(self, limit=None):
         """Iterate over the training matrices (the first ``limit`` when given)."""

@@ -16,11 +16,54 @@ from scipy.sparse.linalg import LinearOperator
 
 from .exceptions import ModelFileError
 
-__all__ = ["matrix_fingerprint", "save_learned_lu", "load_learned_lu"]
+__all__ = ["matrix_fingerprint", "save_learned_lu", "load_learned_lu", "read_npz", "write_npz"]
 
 FORMAT = "learned_precond.LearnedLU"
 VERSION = 1
 _META = "__metadata__"
+
+
+def write_npz(path, arrays, meta):
+    """Write ``arrays`` plus JSON ``meta`` to a compressed ``.npz`` (no pickle)."""
+    arrays = dict(arrays)
+    arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+def read_npz(path, fmt, what, version):
+    """Read a file written by :func:`write_npz`; return ``(arrays, meta)``.
+
+    Never unpickles (``allow_pickle=False``); a missing, unreadable or
+    mismatched metadata block (another ``format``, another ``version``)
+    raises :class:`ModelFileError` naming ``what`` the file should be.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise ModelFileError(
+            f"{path} is not a readable {what} file ({exc}); it may be truncated, corrupt, "
+            f"or a pickle (which is never loaded). Save it again with .save()."
+        ) from exc
+    if _META not in arrays:
+        raise ModelFileError(f"{path} has no metadata; it was not written by {what}.save.")
+    raw = arrays.pop(_META)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFileError(f"{path}: the metadata array is not JSON bytes.")
+    try:
+        meta = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: metadata is not valid JSON ({exc}).") from exc
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise ModelFileError(f"{path} is not a {what} file (format {meta.get('format')!r}).")
+    if meta.get("version") != version:
+        raise ModelFileError(
+            f"{path} has format version {meta.get('version')}; this library reads version "
+            f"{version}.")
+    return arrays, meta
 
 
 def matrix_fingerprint(A):
@@ -68,9 +111,7 @@ def save_learned_lu(lu, path):
             "init_relative_error", "stop_reason", "converged", "fit_time", "pivoting")},
         "parameters": {k: list(v.shape) for k, v in arrays.items()},
     }
-    arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    with open(path, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
+    write_npz(path, arrays, meta)
 
 
 def load_learned_lu(cls, path, A=None):
@@ -79,28 +120,7 @@ def load_learned_lu(cls, path, A=None):
     from .ordering import TreeOrdering
     from .training import FitReport, LUModel
 
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise ModelFileError(
-            f"{path} is not a readable LearnedLU model file ({exc}); it may be "
-            f"truncated, corrupt, or a pickle (which is never loaded). Refit and save "
-            f"again.") from exc
-    if _META not in arrays:
-        raise ModelFileError(f"{path} has no metadata; it was not written by LearnedLU.save.")
-    try:
-        meta = json.loads(arrays.pop(_META).tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: metadata is not valid JSON ({exc}).") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not a LearnedLU model file.")
-    if meta.get("version") != VERSION:
-        raise ModelFileError(
-            f"{path} has format version {meta.get('version')}; this library reads "
-            f"version {VERSION}.")
+    arrays, meta = read_npz(path, FORMAT, "LearnedLU", VERSION)
     try:
         n, M, P, r = (int(meta[k]) for k in ("n", "n_leaves", "block_size", "rank"))
         symmetric, scale = bool(meta["symmetric"]), float(meta["scale"])

@@ -94,10 +94,7 @@ class LearnedLU(Preconditioner):
         self.fingerprint = fingerprint
         self._model = model
         self._lock = threading.Lock()
-        if factor_dtype not in _FACTOR_DTYPES:
-            raise ValueError(f"factor_dtype must be 'float64' or 'float32', got "
-                             f"{factor_dtype!r}.")
-        self.factor_dtype = factor_dtype
+        self.factor_dtype = factor_dtype  # validated by fit and by load
         self._packs = {}
         self._pack_forward()
 
@@ -394,11 +391,16 @@ class LearnedLU(Preconditioner):
             return apply_raw(v) / scale
 
         rhs_eval = _merit_rhs(apply_scaled, N, generator)
+
+        def merit(m):
+            return _gmres_merit(m, apply_scaled, rhs_eval)
+
+        start_merit = None
         if warm is None and init == "auto" and not is_operator and max_steps > 0 \
                 and N <= _FALLBACK_MAX_N:
-            model = _fallback_init(model, report, layout, blocks, Ap, scale, is_sym,
-                                   symmetric, torch_dtype, generator, device,
-                                   lambda m: _gmres_merit(m, apply_scaled, rhs_eval))
+            model, start_merit = _fallback_init(model, report, layout, blocks, Ap, scale,
+                                                is_sym, symmetric, torch_dtype, generator,
+                                                device, merit)
         try:
             converged = train(
                 model, apply_A, apply_At, report, loss=loss,
@@ -406,8 +408,8 @@ class LearnedLU(Preconditioner):
                 max_steps=max_steps, n_probes=n_probes, lr=lr, tol=tol,
                 patience=patience, eval_every=20, generator=generator, verbose=verbose,
                 callback=callback, fast_solve=_fast_solve,
-                train_near_field=train_near_field,
-                evaluate=lambda m: _gmres_merit(m, apply_scaled, rhs_eval))
+                train_near_field=train_near_field, evaluate=merit,
+                initial_value=start_merit)
         except FloatingPointError as exc:
             raise PreconditionerSetupError(
                 f"LearnedLU training diverged: {exc}. Try a smaller lr, a smaller "
@@ -467,8 +469,7 @@ class LearnedLU(Preconditioner):
 
     # -- packing and application ------------------------------------------------
     def _pack_forward(self):
-        self._packs, self._S_inv, notes = _pack_model(self._model,
-                                                      storage=self.factor_dtype)
+        self._packs, notes = _pack_model(self._model, storage=self.factor_dtype)
         self.report.notes.extend(notes)
 
     def _transposed_packs(self):
@@ -491,7 +492,7 @@ class LearnedLU(Preconditioner):
 
     def _solve_slots(self, Y):
         """``U^-1 L^-1 Y`` in slot numbering, ``Y`` of shape (M, P, k)."""
-        return _solve_packed(self._packs, self._S_inv, self._model.symmetric, Y)
+        return _solve_packed(self._packs, Y)
 
     def _apply(self, X):
         if self._pivoted:
@@ -623,14 +624,12 @@ def _gmres_merit(model, apply_slots, rhs, rtol=1e-8, restart=50, cap=200):
     M, P = model.layout.n_leaves, model.layout.block_size
     N = M * P
     try:
-        packs, S_inv, _ = _pack_model(model, check=False,
-                                      storage=_auto_factor_dtype(model))
+        packs, _ = _pack_model(model, check=False, storage=_auto_factor_dtype(model))
     except np.linalg.LinAlgError:
         return math.inf
-    sym = model.symmetric
 
     def m_apply(v):
-        return _solve_packed(packs, S_inv, sym, v.reshape(M, P, -1)).reshape(v.shape)
+        return _solve_packed(packs, v.reshape(M, P, -1)).reshape(v.shape)
 
     Mop = LinearOperator((N, N), matvec=m_apply, dtype=np.float64)
     Aop = LinearOperator((N, N), matvec=lambda v: apply_slots(v), dtype=np.float64)
@@ -681,9 +680,9 @@ def _merit_rhs(apply_slots, N, generator, sweeps=10):
 def _fast_solve(model, W):
     """``U^-1 L^-1 W`` for a torch ``W`` (N, k), through the compiled kernel."""
     M, P = model.layout.n_leaves, model.layout.block_size
-    packs, S_inv, _ = _pack_model(model, check=False)
+    packs, _ = _pack_model(model, check=False)
     Y = W.detach().double().cpu().numpy().reshape(M, P, -1)
-    Z = _solve_packed(packs, S_inv, model.symmetric, Y).reshape(W.shape)
+    Z = _solve_packed(packs, Y).reshape(W.shape)
     return torch.from_numpy(np.ascontiguousarray(Z)).to(device=W.device, dtype=W.dtype)
 
 
@@ -694,12 +693,11 @@ def _pack_model(model, check=True, storage="float64"):
     ``storage='float32'`` stores the packed factors in single precision (the
     kernel still accumulates in double): half the bytes an apply reads.
     """
-    packs, S_inv, notes = _pack_model64(model, check)
+    packs, notes = _pack_model64(model, check)
     if storage != "float64":
         for pk in packs.values():
             pk.astype(storage)
-        S_inv = None if S_inv is None else S_inv.astype(storage)
-    return packs, S_inv, notes
+    return packs, notes
 
 
 def _auto_factor_dtype(model):
@@ -724,7 +722,7 @@ def _pack_model64(model, check):
     M, P = model.layout.n_leaves, model.layout.block_size
     with torch.no_grad():
         S = model.diagonal_blocks().double().cpu().numpy()
-        S_inv, notes = _invert_blocks(S) if check else (np.linalg.inv(S), [])
+        S_inv, notes, S = _invert_blocks(S) if check else (np.linalg.inv(S), [], S)
         pL = {k: _to_cpu64(v) for k, v in model.L.params().items()}
         packs = {"L": pack_lower(pL, M, P)}
         if model.symmetric:
@@ -733,15 +731,14 @@ def _pack_model64(model, check):
             # blocks are S_rev and whose rows (near field E, far-field
             # out-bases U) are those of lower(T pL) multiplied by S_rev. Packing
             # it that way solves U in one pass, with no separate S^-1 sweep.
-            S_used = np.linalg.inv(S_inv)
             packs["U"] = pack_lower(transpose_params(pL), M, P,
                                     Dinv=np.ascontiguousarray(S_inv[::-1]),
-                                    row_scale=np.ascontiguousarray(S_used[::-1]))
-            return packs, None, notes
+                                    row_scale=np.ascontiguousarray(S[::-1]))
+            return packs, notes
         pU = {k: _to_cpu64(v) for k, v in model.U.params().items()}
         # U is stored as a lower block in reversed leaf order.
         packs["U"] = pack_lower(pU, M, P, Dinv=S_inv[::-1].copy())
-        return packs, None, notes
+        return packs, notes
 
 
 def _to_cpu64(v):
@@ -752,12 +749,11 @@ def _to_cpu64(v):
     return v.detach().double().cpu()
 
 
-def _solve_packed(packs, S_inv, symmetric, Y):
+def _solve_packed(packs, Y):
     """``U^-1 L^-1 Y`` with packed factors, ``Y`` (M, P, k) in slot numbering.
 
     ``U`` is packed as a lower block in reversed leaf order for both
-    factorizations (``S L^T`` included, see ``_pack_model64``); ``S_inv`` and
-    ``symmetric`` are kept for the callers' signature.
+    factorizations (``S L^T`` included, see ``_pack_model64``).
     """
     Y = solve_lower(packs["L"], Y)
     return solve_lower(packs["U"], Y[::-1])[::-1]
@@ -866,16 +862,17 @@ def _fallback_init(model, report, layout, blocks, Ap, scale, is_sym, symmetric, 
     kernel matrices) GMRES with it may not converge at all. Where a dense
     LU of A is affordable, the exact factors with their far field compressed
     to the GFMM ranks are tried as well and the start with the better GMRES
-    figure of merit is kept, so the fallback can only help.
+    figure of merit is kept, so the fallback can only help. Returns the
+    start and its merit (which training then need not evaluate again).
     """
     first = merit(model)
     if first < _POOR_MERIT:
-        return model
+        return model, first
     teacher = _blocks.exact_block_factors(Ap / scale, layout.n_leaves, layout.block_size)
     if teacher is None:
         report.notes.append("block tridiagonal start is poor and the exact LU without "
                             "pivoting failed (zero pivot): no fallback")
-        return model
+        return model, first
     candidate, name, notes = _initial_model(layout, blocks, "exact_compressed", is_sym,
                                             symmetric, dtype, generator, teacher=teacher)
     candidate.to(device)
@@ -885,11 +882,11 @@ def _fallback_init(model, report, layout, blocks, Ap, scale, is_sym, symmetric, 
         f"block tridiagonal start is poor (GMRES merit {first:.0f}); compressed exact "
         f"LU start scored {second:.0f}: {'kept' if keep else 'not kept'}")
     if not keep:
-        return model
+        return model, first
     report.init = name
     report.symmetric = candidate.symmetric
     report.notes.extend(notes)
-    return candidate
+    return candidate, second
 
 
 def _initial_model(layout, blocks, init, is_sym, symmetric, dtype, generator,
@@ -957,7 +954,11 @@ def _block_cholesky(S):
 
 
 def _invert_blocks(S):
-    """Inverses of the diagonal blocks, regularizing numerically singular ones."""
+    """Inverses of the diagonal blocks, regularizing numerically singular ones.
+
+    Returns ``(S_inv, notes, S_reg)``: ``S_reg`` is ``S`` with the shifts applied
+    (``S`` itself when none was needed), the blocks ``S_inv`` inverts.
+    """
     notes = []
     conds = np.linalg.cond(S)
     bad = ~np.isfinite(conds) | (conds > _MAX_BLOCK_COND)
@@ -969,7 +970,7 @@ def _invert_blocks(S):
             S[i] = S[i] + norm * math.sqrt(1.0 / _MAX_BLOCK_COND) * np.eye(S.shape[1])
         notes.append(f"{int(bad.sum())} diagonal block(s) of U were numerically singular "
                      f"and were shifted to condition <= ~{_MAX_BLOCK_COND:.0e}")
-    return np.linalg.inv(S), notes
+    return np.linalg.inv(S), notes, S
 
 
 def _rescale_model(model, factor):

@@ -191,7 +191,7 @@ class FitReport:
 def train(model, apply_A, apply_At, report, *, loss="probe", transpose_loss=False,
           blockwise=False, max_steps=300, n_probes=16, lr=1e-3, tol=1e-3,
           patience=5, eval_every=10, generator=None, verbose=False, callback=None,
-          fast_solve=None, evaluate=None, train_near_field=True):
+          fast_solve=None, evaluate=None, train_near_field=True, initial_value=None):
     """Run the optimizer on ``model`` in place; keep the best parameters.
 
     Parameters
@@ -215,6 +215,9 @@ def train(model, apply_A, apply_At, report, *, loss="probe", transpose_loss=Fals
         GMRES residual reduction after a fixed number of iterations, so the
         kept factors are never worse than the initialization in the way that
         matters). Default: the loss on fixed validation probes.
+    initial_value : float, optional
+        ``validation()`` of the model as passed in, when the caller has it
+        already (it is not evaluated again).
 
     Returns
     -------
@@ -289,7 +292,7 @@ def train(model, apply_A, apply_At, report, *, loss="probe", transpose_loss=Fals
         with torch.no_grad():
             return float(objective(Z_val, AZ_val, AtZ_val))
 
-    best_val = validation()
+    best_val = validation() if initial_value is None else float(initial_value)
     report.val_history.append((0, best_val))
     report.init_relative_error = _relative_error(model, Z_val, AZ_val)
     if max_steps == 0:
@@ -324,7 +327,8 @@ def train(model, apply_A, apply_At, report, *, loss="probe", transpose_loss=Fals
                 Z, AZ, AtZ = Z_val, AZ_val, AtZ_val
             else:
                 Z = probes(n_probes)
-                AZ = apply_A(Z)
+                # 'preconditioned' applies A to its own probes M Z instead.
+                AZ = None if loss == "preconditioned" else apply_A(Z)
                 AtZ = apply_At(Z) if transpose_loss else None
             optimizer.zero_grad(set_to_none=True)
             value = objective(Z, AZ, AtZ, rows)
