@@ -17,8 +17,9 @@ Losses (``loss=``)
     compiled substitution without gradient: at the current parameters this is
     ``||Z - A M Z||``, the right-preconditioned residual on the probes, with
     the gradient taken through ``L U`` only. One extra substitution per step.
-    Unlike ``'probe'`` it lowers the GMRES figure of merit (measured in
-    ``docs/results/options.md``), slowly.
+    Unlike ``'probe'``, whose Frobenius fit can make the preconditioner
+    worse while its loss falls, it targets what GMRES feels; in our trials it
+    improved the figure of merit only slowly, so it is not the default.
 ``'quality'``
     ``||U^-1 L^-1 A Z - Z||_F^2 / ||Z||_F^2`` through the differentiable
     blocked substitution: what a preconditioner is for, but sequential over
