@@ -126,6 +126,20 @@ class ExactBlockFactors:
         self.L_sub = L_sub_raw @ self._Ld_inv[:-1] if M > 1 else L_sub_raw
         self.U_sup = Ld[:-1] @ U_sup_raw if M > 1 else U_sup_raw
 
+    def far_L(self):
+        """Far field of ``L_blk`` (leaf blocks ``j < i-1``), sparse."""
+        from ._compress import far_part
+
+        return far_part(sp.csr_array(self._L) @ _block_diag(self._Ld_inv), self.P)
+
+    def far_U_reversed(self):
+        """Far field of ``U_blk`` with its leaf blocks in reversed order (block lower)."""
+        from ._compress import far_part
+
+        J = np.arange(self.M * self.P).reshape(self.M, self.P)[::-1].ravel()
+        U_blk = _block_diag(self._Ld) @ sp.csr_array(self._U)
+        return far_part(sp.csr_array(U_blk)[J][:, J], self.P)
+
     def apply_L(self, Z):
         """``L_blk Z`` for ``Z`` of shape (N, k)."""
         M, P = self.M, self.P
@@ -190,3 +204,9 @@ def _dense_lu_nopivot(A, P):
             A[e:, k:e] = np.linalg.solve(Ukk.T, A[e:, k:e].T).T
             A[e:, e:] -= A[e:, k:e] @ A[k:e, e:]
     return np.tril(A, -1) + np.eye(n), np.triu(A)
+
+
+def _block_diag(blocks):
+    """Sparse block diagonal matrix of ``blocks`` (shape (M, P, P))."""
+    M, P, _ = blocks.shape
+    return sp.bsr_array((blocks, np.arange(M), np.arange(M + 1)), shape=(M * P, M * P)).tocsr()

@@ -32,6 +32,7 @@ from scipy.sparse.linalg import LinearOperator, gmres
 
 from . import _blocks
 from ._base import Preconditioner, _format_bytes
+from ._compress import compress_lower
 from ._substitution import pack_lower, solve_lower
 from ._validation import as_matrix, check_positive_int, check_structure
 from .exceptions import FitConvergenceWarning, IllConditionedWarning, PreconditionerSetupError
@@ -39,7 +40,7 @@ from .gfmm import GFMMLayout, transpose_params
 from .io import load_learned_lu, matrix_fingerprint, save_learned_lu
 from .ordering import tree_ordering
 from .pivoting import PIVOTING_METHODS, StaticPivoting, static_pivoting
-from .training import LOSSES, FitReport, LUModel, distill_far_field, train
+from .training import LOSSES, FitReport, LUModel, train
 
 __all__ = ["LearnedLU"]
 
@@ -119,7 +120,7 @@ class LearnedLU(Preconditioner):
             time (``O(N P)``).
         rank : int, optional
             Rank of the far-field couplings, ``1 <= rank <= block_size``
-            (default ``min(8, block_size)``).
+            (default ``min(16, block_size)``).
         ordering : {'auto', 'natural', 'geometric', 'zorder', 'bisection'}
             Hierarchical ordering of the unknowns (:func:`~learned_precond.
             ordering.tree_ordering`); ``'auto'`` bisects the graph of sparse
@@ -148,11 +149,15 @@ class LearnedLU(Preconditioner):
             without progress ends it).
         init : {'auto', 'block_tridiagonal', 'block_jacobi', 'exact_compressed', \
 'random'} or LearnedLU
-            Starting point. ``'auto'`` is ``'block_tridiagonal'``: the exact
-            block LU of ``A``'s block tridiagonal part in the chosen ordering
-            (far field zero). ``'exact_compressed'`` factors ``A`` exactly
-            (no pivoting; affordable for small N only) and distills the far
-            field of both factors into the GFMM structure. A fitted
+            Starting point. ``'block_tridiagonal'``: the exact block LU of
+            ``A``'s block tridiagonal part in the chosen ordering (far field
+            zero). ``'exact_compressed'``: the exact LU of ``A`` in the
+            chosen ordering (no pivoting; small N only) with the far field of
+            both factors compressed to ``rank`` (nested bases, truncated
+            eigendecompositions: see ``learned_precond._compress``).
+            ``'auto'``: both where the exact LU is affordable (N <= 8192, A
+            not a LinearOperator), keeping the one with fewer GMRES
+            iterations; ``'block_tridiagonal'`` beyond. A fitted
             ``LearnedLU`` for a matrix of the same size warm-starts from its
             factors (and reuses its ordering).
         train_near_field : bool
@@ -230,7 +235,7 @@ class LearnedLU(Preconditioner):
                 f"factor_dtype must be 'auto', 'float64' or 'float32', got "
                 f"{factor_dtype!r}.")
         block_size = check_positive_int(block_size, "block_size")
-        rank = min(8, block_size) if rank is None else check_positive_int(rank, "rank")
+        rank = min(16, block_size) if rank is None else check_positive_int(rank, "rank")
         if rank > block_size:
             raise ValueError(
                 f"rank={rank} exceeds block_size={block_size}; the far-field couplings "
@@ -396,9 +401,8 @@ class LearnedLU(Preconditioner):
             return _gmres_merit(m, apply_scaled, rhs_eval)
 
         start_merit = None
-        if warm is None and init == "auto" and not is_operator and max_steps > 0 \
-                and N <= _FALLBACK_MAX_N:
-            model, start_merit = _fallback_init(model, report, layout, blocks, Ap, scale,
+        if warm is None and init == "auto" and not is_operator and N <= _EXACT_START_MAX_N:
+            model, start_merit = _best_start(model, report, layout, blocks, Ap, scale,
                                                 is_sym, symmetric, torch_dtype, generator,
                                                 device, merit)
         try:
@@ -844,34 +848,28 @@ _FLOAT32_MIN_N = 16384
 #: ...when no diagonal block's condition number exceeds this.
 _FLOAT32_MAX_COND = 1e4
 
-#: Largest (padded) N for which ``init='auto'`` may fall back on the exact
-#: dense LU of A (O(N^3) once, about 10 s at 8192 on one core).
-_FALLBACK_MAX_N = 8192
-#: A GMRES figure of merit at or above this (summed iterations over the merit's
-#: three right-hand sides; an unconverged run scores at least its cap of 200)
-#: marks an initialization as poor.
-_POOR_MERIT = 400
+#: Largest (padded) N for which ``init='auto'`` also tries the compressed exact
+#: LU of A (a sparse LU in the tree order, or a dense one for dense A: about
+#: 10 s at 8192 on one core).
+_EXACT_START_MAX_N = 8192
 
 
-def _fallback_init(model, report, layout, blocks, Ap, scale, is_sym, symmetric, dtype,
-                   generator, device, merit):
-    """Try the compressed exact LU when the block tridiagonal start is poor.
+def _best_start(model, report, layout, blocks, Ap, scale, is_sym, symmetric, dtype,
+                generator, device, merit):
+    """``init='auto'``: the better of the block tridiagonal and compressed exact starts.
 
     The block tridiagonal initialization ignores every coupling beyond the
-    neighbouring leaf; on matrices where that matters (power networks,
-    kernel matrices) GMRES with it may not converge at all. Where a dense
-    LU of A is affordable, the exact factors with their far field compressed
-    to the GFMM ranks are tried as well and the start with the better GMRES
-    figure of merit is kept, so the fallback can only help. Returns the
-    start and its merit (which training then need not evaluate again).
+    neighbouring leaf. Where the exact LU of A (without pivoting, in the tree
+    order) is affordable, its factors with the far field compressed to the
+    GFMM rank are tried too, and the start with the better GMRES figure of
+    merit is kept, so this can only help. Returns the start and its merit
+    (which training then need not evaluate again).
     """
     first = merit(model)
-    if first < _POOR_MERIT:
-        return model, first
     teacher = _blocks.exact_block_factors(Ap / scale, layout.n_leaves, layout.block_size)
     if teacher is None:
-        report.notes.append("block tridiagonal start is poor and the exact LU without "
-                            "pivoting failed (zero pivot): no fallback")
+        report.notes.append("the exact LU without pivoting failed (zero pivot): "
+                            "block tridiagonal start")
         return model, first
     candidate, name, notes = _initial_model(layout, blocks, "exact_compressed", is_sym,
                                             symmetric, dtype, generator, teacher=teacher)
@@ -879,8 +877,8 @@ def _fallback_init(model, report, layout, blocks, Ap, scale, is_sym, symmetric, 
     second = merit(candidate)
     keep = second < first
     report.notes.append(
-        f"block tridiagonal start is poor (GMRES merit {first:.0f}); compressed exact "
-        f"LU start scored {second:.0f}: {'kept' if keep else 'not kept'}")
+        f"start: block tridiagonal scored {first:.0f} (GMRES merit), compressed exact "
+        f"LU {second:.0f}: {'compressed exact LU' if keep else 'block tridiagonal'} kept")
     if not keep:
         return model, first
     report.init = name
@@ -937,12 +935,32 @@ def _initial_model(layout, blocks, init, is_sym, symmetric, dtype, generator,
         model.L.init_far_field(generator)
         if model.U is not None:
             model.U.init_far_field(generator)
-    if name == "exact_compressed":
-        history = distill_far_field(model, teacher, generator=generator)
-        if history:
-            notes.append(f"far field distilled from the exact block factors: "
-                         f"{len(history)} steps, loss {history[0]:.3g} -> {history[-1]:.3g}")
+    if name == "exact_compressed" and layout.has_far_field:
+        _set_far_field(model.L, teacher.far_L(), L_sub)
+        if model.U is not None:
+            _set_far_field(model.U, teacher.far_U_reversed(), sup[::-1])
+        notes.append(f"far field compressed from the exact block factors to rank "
+                     f"{layout.rank} (nested bases)")
     return model, name, notes
+
+
+def _set_far_field(block, F, E):
+    """Far field of ``block`` compressed from ``F``; near field ``E`` less its overlap."""
+    layout = block.layout
+    p = compress_lower(F, layout.n_leaves, layout.block_size, layout.rank)
+    t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=block.E.dtype)  # noqa: E731
+    with torch.no_grad():
+        block.E.copy_(t(E - p["E_far"]))
+        # A lower block does not store the edges its first / last two nodes of a
+        # level never use (see GFMMBlock); the compression leaves them unused.
+        block.V.copy_(t(p["V"][:-2]))
+        block.U.copy_(t(p["U"][2:]))
+        for dst, src in zip(block.W, p["W"]):
+            dst.copy_(t(src[:-2]))
+        for dst, src in zip(block.R, p["R"]):
+            dst.copy_(t(src[2:]))
+        for dst, src in zip(block.B, p["B"]):
+            dst.copy_(t(src))
 
 
 def _block_cholesky(S):

@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from contract import PreconditionerContract, convection_diffusion_2d, laplace_2d
+from learned_precond.problems import get as get_problem
 from scipy.sparse.linalg import aslinearoperator, cg, gmres
 
 from learned_precond import FitConvergenceWarning, LearnedLU, ModelFileError
@@ -317,7 +318,7 @@ def test_zero_far_field_is_not_swept_and_sparse_near_field_is_compacted():
     # near-field blocks E_i = A_(i,i-1) S_(i-1)^-1 with few nonzero rows: the
     # packs drop the tree sweep and keep only those rows, and M is unchanged.
     A = laplace_2d(32)
-    M = quiet_fit(A, max_steps=0, block_size=16)
+    M = quiet_fit(A, max_steps=0, block_size=16, init="block_tridiagonal")
     L = M._packs["L"]
     assert L.V.shape[2] == 0 and L.W.size == 0
     assert L.E_nr[1:].max() < 16
@@ -339,7 +340,7 @@ def test_preconditioned_loss_trains_and_keeps_the_best():
     assert solve(A, np.ones(A.shape[0]), M).converged
 
 
-def test_poor_block_tridiagonal_start_falls_back_to_the_exact_factors():
+def test_auto_init_keeps_the_compressed_exact_factors_where_they_are_better():
     # A power-network matrix (1138_bus): couplings far beyond neighbouring
     # leaves make the block tridiagonal start useless (GMRES does not converge
     # in 2000 iterations); init='auto' tries the compressed exact LU as well.
@@ -350,9 +351,30 @@ def test_poor_block_tridiagonal_start_falls_back_to_the_exact_factors():
         warnings.simplefilter("ignore")
         M = LearnedLU.fit(A, seed=0, max_steps=1)
     assert M.report.init == "exact_compressed"
-    assert any("block tridiagonal start is poor" in note for note in M.report.notes)
+    assert any("compressed exact LU kept" in note for note in M.report.notes)
     result = solve(A, A @ np.ones(A.shape[0]), M, maxiter=2000)
     assert result.converged and result.iterations < 200
+
+
+def test_auto_init_keeps_block_tridiagonal_where_it_is_exact():
+    M = quiet_fit(get_problem("laplace_1d", n=256), block_size=16)
+    assert M.report.init == "block_tridiagonal"
+    assert any("block tridiagonal kept" in note for note in M.report.notes)
+
+
+def test_compressed_exact_start_beats_block_tridiagonal_on_poisson():
+    # The far field matters in 2-D: the compressed exact factors need fewer
+    # GMRES iterations than the block tridiagonal start, and fewer with a
+    # higher rank.
+    A = laplace_2d(32)
+    b = A @ np.ones(A.shape[0])
+    its = {}
+    for init, rank in (("block_tridiagonal", 8), ("exact_compressed", 4),
+                       ("exact_compressed", 16)):
+        M = quiet_fit(A, max_steps=0, init=init, rank=rank, grid_shape=(32, 32))
+        its[init, rank] = solve(A, b, M).iterations
+    assert its["exact_compressed", 16] < its["exact_compressed", 4] \
+        < its["block_tridiagonal", 8]
 
 
 def test_load_rejects_other_matrix(tmp_path):

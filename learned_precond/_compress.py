@@ -1,0 +1,145 @@
+"""Algebraic compression of a block lower triangular matrix into GFMM far-field form.
+
+Given the exact block factors of ``A`` (``_blocks.ExactBlockFactors``), the
+off-diagonal part of a factor is compressed into the nested bases, transfers
+and bridges of a lower GFMM block (see ``gfmm``'s module doc) by truncated
+eigendecompositions, HSS style:
+
+* the bridge of level ``l`` from node ``b - 1`` to node ``b`` carries the whole
+  block ``F[b, b-1]`` when ``b - 1, b`` are siblings (``b`` odd); bridges between
+  cousins stay zero, so every leaf pair below the diagonal is represented by
+  one bridge (at the level where its ancestors first differ), except a
+  sub-diagonal pair of sibling leaves, which is near field only; the near
+  field ``E`` then holds the exact sub-diagonal blocks minus what the bridges
+  add there;
+* the receiving (row) basis of a node spans its block row to the left of the
+  node, ``F[I_a, :start(a)]``; bases are nested: a parent's basis is built from
+  its children's projected block rows, which gives the transfers ``R``;
+* the sending (column) bases and transfers ``W`` mirror this on ``F^T``.
+
+Truncation keeps the ``r`` dominant eigenvectors of ``X X^T`` at each node, so a
+far field that is exactly of GFMM form with rank ``r`` is reproduced exactly.
+The cost is ``O(nnz(F) r log M)`` plus small ``(2r)^2`` eigenproblems: this is
+run only where the exact factors exist (``lu._EXACT_START_MAX_N``).
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["far_part", "compress_lower"]
+
+
+def far_part(F, P):
+    """The part of ``F`` (sparse, ``N x N``) that the GFMM bridges carry.
+
+    Every leaf pair ``(i, j)`` with ``j < i - 1``, and the sub-diagonal pairs
+    ``(i, i - 1)`` with ``i`` even: those straddle two sibling nodes of a
+    coarser level, whose bridge covers the whole block. The leaf diagonal and
+    the sub-diagonal pairs within a leaf pair of siblings (``i`` odd) are the
+    near field alone.
+    """
+    F = sp.coo_array(F)
+    d = (F.row // P) - (F.col // P)
+    keep = (d >= 2) | ((d == 1) & ((F.row // P) % 2 == 0))
+    return sp.csr_array((F.data[keep], (F.row[keep], F.col[keep])), shape=F.shape)
+
+
+def _dominant(G, r):
+    """``r`` orthonormal dominant left singular vectors of ``G`` (from ``G G^T``)."""
+    w, Q = np.linalg.eigh(G @ G.T)
+    return Q[:, ::-1][:, :r]
+
+
+def _bases(F, M, P, r):
+    """Nested receiving bases of ``F``'s block rows against the columns on their left.
+
+    Returns ``(leaf, transfers, explicit)``: ``leaf`` (M, P, r), ``transfers[l]``
+    (2**l, r, r) for child level ``l = 2..K`` (``T`` with basis_child @ T =
+    parent's basis restricted to the child), and ``explicit[l]`` the list of
+    explicit node bases at level ``l`` (rows of the node x r).
+    """
+    K = int(round(np.log2(M)))
+    leaf = np.zeros((M, P, r))
+    explicit = {K: []}
+    for i in range(M):
+        X = F[i * P:(i + 1) * P, :i * P].toarray()
+        Q = _dominant(X, r) if X.size else np.zeros((P, r))
+        leaf[i, :, :Q.shape[1]] = Q
+        explicit[K].append(leaf[i])
+    transfers = {}
+    for lev in range(K - 1, 0, -1):
+        size = P * 2 ** (K - lev)
+        T_lev = np.zeros((2 ** (lev + 1), r, r))
+        explicit[lev] = []
+        for a in range(2 ** lev):
+            start = a * size
+            half = size // 2
+            children = explicit[lev + 1][2 * a], explicit[lev + 1][2 * a + 1]
+            Y = np.vstack([
+                children[c].T @ F[start + c * half:start + (c + 1) * half, :start].toarray()
+                for c in (0, 1)])
+            T = _dominant(Y, r) if Y.size else np.zeros((2 * r, r))
+            T_lev[2 * a, :, :T.shape[1]] = T[:r]
+            T_lev[2 * a + 1, :, :T.shape[1]] = T[r:]
+            explicit[lev].append(np.vstack([children[0] @ T_lev[2 * a],
+                                            children[1] @ T_lev[2 * a + 1]]))
+        transfers[lev + 1] = T_lev
+    return leaf, transfers, explicit
+
+
+def _reverse_leaves(F, M, P):
+    """``rev F^T rev`` (leaf blocks reversed, entries inside a leaf kept): lower again."""
+    J = np.arange(M * P).reshape(M, P)[::-1].ravel()
+    return sp.csr_array(F.T)[J][:, J]
+
+
+def compress_lower(F, M, P, r):
+    """GFMM far-field parameters (lower block, full-length per-node arrays).
+
+    Parameters
+    ----------
+    F : sparse (N, N)
+        Block lower matrix holding only what the bridges carry (see
+        :func:`far_part`).
+    M, P, r : int
+        Leaves (a power of two, >= 4), block size, rank.
+
+    Returns
+    -------
+    dict with ``V``, ``U`` (M, P, r), ``W``, ``R`` (lists over levels 2..K of
+    (2**l, r, r)) and ``B`` (list over levels 1..K-1 of (2**l - 1, r, r)), as
+    :meth:`gfmm.GFMMBlock.params` lays them out, and ``E_far`` (M-1, P, P):
+    the bridges' contribution to the sub-diagonal blocks, to be subtracted
+    from the near field ``E``.
+    """
+    K = int(round(np.log2(M)))
+    F = sp.csr_array(F)
+    U, R, rows = _bases(F, M, P, r)
+    # Sending bases of F are the receiving bases of rev F^T rev, node order reversed.
+    V_rev, W_rev, cols_rev = _bases(_reverse_leaves(F, M, P), M, P, r)
+    V = V_rev[::-1].copy()
+    W = {lev: T[::-1].copy() for lev, T in W_rev.items()}
+    B = []
+    for lev in range(1, K):
+        size = P * 2 ** (K - lev)
+        B_lev = np.zeros((2 ** lev - 1, r, r))
+        for b in range(1, 2 ** lev, 2):
+            Qr = rows[lev][b]
+            # Column basis of node b-1: node 2**lev - b of the reversed tree,
+            # whose rows are the leaves of b-1 in reversed leaf order.
+            Qc = cols_rev[lev][2 ** lev - b].reshape(-1, P, r)[::-1].reshape(-1, r)
+            X = F[b * size:(b + 1) * size, (b - 1) * size:b * size].toarray()
+            B_lev[b - 1] = Qr.T @ X @ Qc
+        B.append(B_lev)
+    # What the bridges add to the sub-diagonal blocks (i, i-1), i even: the
+    # near field must subtract it.
+    E_far = np.zeros((M - 1, P, P))
+    for i in range(2, M, 2):
+        lev = K - (i ^ (i - 1)).bit_length() + 1  # level where i-1, i first differ
+        b = i >> (K - lev)
+        off = i * P - b * P * 2 ** (K - lev)
+        Qr = rows[lev][b][off:off + P]
+        Qc = cols_rev[lev][2 ** lev - b].reshape(-1, P, r)[::-1].reshape(-1, r)[-P:]
+        E_far[i - 1] = Qr @ B[lev - 1][b - 1] @ Qc.T
+    return {"V": V, "U": U, "W": [W[lev] for lev in range(2, K + 1)],
+            "R": [R[lev] for lev in range(2, K + 1)], "B": B, "E_far": E_far}
