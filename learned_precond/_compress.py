@@ -30,7 +30,7 @@ __all__ = ["far_part", "compress_lower"]
 
 
 def far_part(F, P):
-    """The part of ``F`` (sparse, ``N x N``) that the GFMM bridges carry.
+    """Return the part of ``F`` (sparse, ``N x N``) that the GFMM bridges carry.
 
     Every leaf pair ``(i, j)`` with ``j < i - 1``, and the sub-diagonal pairs
     ``(i, i - 1)`` with ``i`` even: those straddle two sibling nodes of a

@@ -32,7 +32,8 @@ import numba
 import numpy as np
 import torch
 
-__all__ = ["PackedLower", "pack_lower", "solve_lower", "solve_lower_torch"]
+__all__ = ["PackedBlockDiagonal", "PackedLower", "pack_lower", "solve_lower",
+           "solve_lower_torch"]
 
 
 class PackedLower:
@@ -45,28 +46,29 @@ class PackedLower:
         they are used at all).
     unit : bool
         Diagonal blocks are the identity.
-    E : ndarray (M, P, P)
-        ``E[i]`` couples leaf i-1 -> i (``E[0]`` is zero), compacted: only its
-        rows ``E_rows[i, :E_nr[i]]`` and columns ``E_cols[i, :E_nc[i]]`` that
-        hold a nonzero are kept, in ``E[i, :E_nr[i], :E_nc[i]]``. The
-        initialization's ``E_i = A_(i,i-1) S_(i-1)^-1`` has nonzero rows only
-        where leaf i touches leaf i-1 (an eighth of them on a 2-D grid with
-        P = 32), and the transposed factor nonzero columns only there, so the
-        kernel skips most of the near-field work; a dense ``E`` is kept whole.
+    E : ndarray (sum of E_nr * E_nc,)
+        The near-field blocks ``E_i`` (leaf i-1 -> i), compacted: only the rows
+        ``E_rows[i, :E_nr[i]]`` and columns ``E_cols[i, :E_nc[i]]`` of ``E_i``
+        that hold a nonzero are kept, row-major, flat from ``E[E_off[i]]``.
+        The initialization's ``E_i = A_(i,i-1) S_(i-1)^-1`` has nonzero rows
+        only where leaf i touches leaf i-1 (an eighth of them on a 2-D grid
+        with P = 32), and the transposed factor nonzero columns only there:
+        the kernel then reads and multiplies only those entries, contiguously.
     E_rows, E_cols : ndarray (M, P) of int32
     E_nr, E_nc : ndarray (M,) of int32
+    E_off : ndarray (M + 1,) of int64
     V, U : ndarray (M, P, r)
     W, R, B : ndarray (2M, r, r)
         Per-node arrays in heap order (``W[2**l + a]``).
     n_levels : int
     """
 
-    __slots__ = ("Dinv", "unit", "E", "E_rows", "E_cols", "E_nr", "E_nc", "V", "U", "W",
-                 "R", "B", "n_levels")
+    __slots__ = ("Dinv", "unit", "E", "E_rows", "E_cols", "E_nr", "E_nc", "E_off", "V", "U",
+                 "W", "R", "B", "n_levels")
 
     def __init__(self, Dinv, unit, E, V, U, W, R, B, n_levels):
         self.Dinv, self.unit = Dinv, unit
-        self.E, self.E_rows, self.E_cols, self.E_nr, self.E_nc = _compact(E)
+        self.E, self.E_rows, self.E_cols, self.E_nr, self.E_nc, self.E_off = _compact(E)
         self.V, self.U, self.W, self.R, self.B = V, U, W, R, B
         self.n_levels = n_levels
 
@@ -79,32 +81,77 @@ class PackedLower:
     @property
     def nbytes(self):
         """Bytes held by the arrays."""
-        arrays = [self.E, self.E_rows, self.E_cols, self.E_nr, self.E_nc,
+        arrays = [self.E, self.E_rows, self.E_cols, self.E_nr, self.E_nc, self.E_off,
                   self.V, self.U, self.W, self.R, self.B]
         if not self.unit:
             arrays.append(self.Dinv)
         return int(sum(a.nbytes for a in arrays))
 
 
+class PackedBlockDiagonal:
+    """A block diagonal matrix (blocks of shape (M, P, P)) applied by a compiled loop.
+
+    Stored in float64 or float32 (:meth:`astype`); products accumulate in
+    double without converting the stored blocks.
+    """
+
+    __slots__ = ("blocks",)
+
+    def __init__(self, blocks):
+        self.blocks = np.ascontiguousarray(blocks, dtype=np.float64)
+
+    def astype(self, dtype):
+        """Store the blocks in ``dtype`` (in place)."""
+        self.blocks = np.ascontiguousarray(self.blocks, dtype=dtype)
+        return self
+
+    @property
+    def nbytes(self):
+        """Bytes held by the blocks."""
+        return int(self.blocks.nbytes)
+
+    def apply(self, Y):
+        """``blocks[i] @ Y[i]`` for ``Y`` of shape (M, P, k) (float64)."""
+        out = np.empty(Y.shape)
+        _block_diagonal_apply(self.blocks, np.ascontiguousarray(Y, dtype=np.float64), out)
+        return out
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _block_diagonal_apply(blocks, Y, out):
+    M, P, k = Y.shape
+    for i in range(M):
+        for c in range(k):
+            for p_ in range(P):
+                acc = 0.0
+                for q in range(P):
+                    acc += blocks[i, p_, q] * Y[i, q, c]
+                out[i, p_, c] = acc
+
+
 def _compact(E):
-    """Move each ``E[i]``'s nonzero rows and columns to its top-left corner.
+    """Keep each ``E[i]``'s nonzero rows and columns, flat and row-major.
 
     A stable argsort of the "row is zero" flags lists the nonzero rows first,
-    in order; gathering rows then columns in that order leaves the zero rows
-    and columns (so zeros) beyond ``E_nr[i]`` and ``E_nc[i]``.
+    in order; gathering rows then columns in that order puts the kept
+    ``E_nr[i] x E_nc[i]`` corner first, which is then flattened.
     """
     nz = E != 0
     row_nz, col_nz = nz.any(axis=2), nz.any(axis=1)
     rows = np.argsort(~row_nz, axis=1, kind="stable").astype(np.int32)
     cols = np.argsort(~col_nz, axis=1, kind="stable").astype(np.int32)
     out = np.take_along_axis(E, rows[:, :, None], axis=1)
-    out = np.ascontiguousarray(np.take_along_axis(out, cols[:, None, :], axis=2))
+    out = np.take_along_axis(out, cols[:, None, :], axis=2)
     nr = row_nz.sum(axis=1).astype(np.int32)
     nc = col_nz.sum(axis=1).astype(np.int32)
-    return out, rows, cols, nr, nc
+    off = np.zeros(E.shape[0] + 1, dtype=np.int64)
+    np.cumsum(nr.astype(np.int64) * nc, out=off[1:])
+    flat = np.concatenate([out[i, :nr[i], :nc[i]].ravel() for i in range(E.shape[0])]
+                          + [np.zeros(0)])
+    return flat, rows, cols, nr, nc, off
 
 
-def pack_lower(p, M, P, Dinv=None, row_scale=None):
+def pack_lower(p, M, P, Dinv=None):
     """Pack a lower-block parameter dict (torch, full-length arrays) for the kernel.
 
     Parameters
@@ -115,10 +162,6 @@ def pack_lower(p, M, P, Dinv=None, row_scale=None):
         Leaves and block size.
     Dinv : ndarray (M, P, P), optional
         Inverses of the diagonal blocks; None for a unit diagonal.
-    row_scale : ndarray (M, P, P), optional
-        Packs ``G L`` for the block diagonal ``G = diag(row_scale)`` instead
-        of ``L`` (the near-field blocks and leaf out-bases are multiplied by
-        it; pass ``Dinv`` = the inverses of ``G_i`` times the diagonal blocks).
     """
     def np64(t):
         return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
@@ -146,9 +189,6 @@ def pack_lower(p, M, P, Dinv=None, row_scale=None):
         # the block tridiagonal start, so the kernel need not sweep the tree.
         V = U = np.zeros((M, P, 0))
         W = R = B = np.zeros((2 * M, 0, 0))
-    if row_scale is not None:
-        E = np.matmul(row_scale, E)
-        U = np.matmul(row_scale, U)
     unit = Dinv is None
     Dinv = np.zeros((1, 1, 1)) if unit else np.ascontiguousarray(Dinv, dtype=np.float64)
     return PackedLower(Dinv, unit, E, V, U, W, R, B, K)
@@ -165,7 +205,7 @@ def solve_lower(packed, Bk):
     cols = np.ascontiguousarray(np.moveaxis(np.asarray(Bk, dtype=np.float64), 2, 0))
     out = np.empty_like(cols)
     pk = packed
-    near = (pk.E, pk.E_rows, pk.E_cols, pk.E_nr, pk.E_nc)
+    near = (pk.E, pk.E_rows, pk.E_cols, pk.E_nr, pk.E_nc, pk.E_off)
     if k == 1:
         _solve_lower_vector(pk.Dinv, pk.unit, near, pk.V, pk.U, pk.W, pk.R, pk.B,
                             pk.n_levels, cols[0], out[0])
@@ -185,7 +225,7 @@ def _solve_lower_columns(Dinv, unit, near, V, U, W, R, B, K, cols, out):
 def _solve_lower_vector(Dinv, unit, near, V, U, W, R, B, K, b, x):
     # Transposed bases make every inner loop a unit-stride dot product:
     # V[i] is (P, r) and is read column-wise, so it is copied once per leaf.
-    E, E_rows, E_cols, E_nr, E_nc = near
+    E, E_rows, E_cols, E_nr, E_nc, E_off = near
     M, P = b.shape
     xs = np.empty(P)
     r = V.shape[2]
@@ -231,10 +271,11 @@ def _solve_lower_vector(Dinv, unit, near, V, U, W, R, B, K, b, x):
             nc = E_nc[i]
             for q in range(nc):
                 xs[q] = x[i - 1, E_cols[i, q]]
+            base = E_off[i]
             for a_ in range(E_nr[i]):
                 acc = 0.0
                 for q in range(nc):
-                    acc += E[i, a_, q] * xs[q]
+                    acc += E[base + a_ * nc + q] * xs[q]
                 t[E_rows[i, a_]] -= acc
         if unit:
             for p_ in range(P):

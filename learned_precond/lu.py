@@ -33,7 +33,7 @@ from scipy.sparse.linalg import LinearOperator, gmres
 from . import _blocks
 from ._base import Preconditioner, _format_bytes
 from ._compress import compress_lower
-from ._substitution import pack_lower, solve_lower
+from ._substitution import PackedBlockDiagonal, pack_lower, solve_lower
 from ._validation import as_matrix, check_positive_int, check_structure
 from .exceptions import FitConvergenceWarning, IllConditionedWarning, PreconditionerSetupError
 from .gfmm import GFMMLayout, transpose_params
@@ -119,8 +119,11 @@ class LearnedLU(Preconditioner):
             internal). Larger blocks: fewer iterations, more memory and apply
             time (``O(N P)``).
         rank : int, optional
-            Rank of the far-field couplings, ``1 <= rank <= block_size``
-            (default ``min(16, block_size)``).
+            Rank of the far-field couplings, ``1 <= rank <= block_size``.
+            Default: 16 where the compressed exact start is tried (see
+            ``init``; the far field compressed from the exact factors gains
+            from the higher rank), else 8 (a far field trained from zero has
+            not, and each training step costs more); at most ``block_size``.
         ordering : {'auto', 'natural', 'geometric', 'zorder', 'bisection'}
             Hierarchical ordering of the unknowns (:func:`~learned_precond.
             ordering.tree_ordering`); ``'auto'`` bisects the graph of sparse
@@ -235,8 +238,9 @@ class LearnedLU(Preconditioner):
                 f"factor_dtype must be 'auto', 'float64' or 'float32', got "
                 f"{factor_dtype!r}.")
         block_size = check_positive_int(block_size, "block_size")
-        rank = min(16, block_size) if rank is None else check_positive_int(rank, "rank")
-        if rank > block_size:
+        if rank is not None:
+            rank = check_positive_int(rank, "rank")
+        if rank is not None and rank > block_size:
             raise ValueError(
                 f"rank={rank} exceeds block_size={block_size}; the far-field couplings "
                 f"of a {block_size}-block cannot have higher rank. Lower rank or raise "
@@ -322,6 +326,9 @@ class LearnedLU(Preconditioner):
         report.ordering = tree.method
         report.ordering_time = time.perf_counter() - t0
         M, P = tree.n_leaves, tree.block_size
+        if rank is None:
+            exact_start = not is_operator and M * P <= _EXACT_START_MAX_N
+            rank = _RANK_EXACT_START if exact_start else _RANK_TRAINED
         layout = GFMMLayout(M, P, min(rank, P))
         N = layout.size
 
@@ -485,7 +492,7 @@ class LearnedLU(Preconditioner):
                 with torch.no_grad():
                     pU = self._model.U.params()
                     TpU = transpose_params(pU)
-                    S_inv = _invert_blocks(self._model.diagonal_blocks().double().numpy())[0]
+                    S_inv, _ = _invert_blocks(self._model.diagonal_blocks().double().numpy())
                     self._packs["Ut"] = pack_lower(
                         TpU, M, P, Dinv=np.ascontiguousarray(np.swapaxes(S_inv, 1, 2)))
                     self._packs["Lt"] = pack_lower(transpose_params(self._model.L.params()),
@@ -726,18 +733,16 @@ def _pack_model64(model, check):
     M, P = model.layout.n_leaves, model.layout.block_size
     with torch.no_grad():
         S = model.diagonal_blocks().double().cpu().numpy()
-        S_inv, notes, S = _invert_blocks(S) if check else (np.linalg.inv(S), [], S)
+        S_inv, notes = _invert_blocks(S) if check else (np.linalg.inv(S), [])
         pL = {k: _to_cpu64(v) for k, v in model.L.params().items()}
         packs = {"L": pack_lower(pL, M, P)}
         if model.symmetric:
-            # U = S L^T with L^T = rev . lower(T pL) . rev (unit diagonal), so
-            # rev . U . rev = S_rev lower(T pL): a lower block whose diagonal
-            # blocks are S_rev and whose rows (near field E, far-field
-            # out-bases U) are those of lower(T pL) multiplied by S_rev. Packing
-            # it that way solves U in one pass, with no separate S^-1 sweep.
-            packs["U"] = pack_lower(transpose_params(pL), M, P,
-                                    Dinv=np.ascontiguousarray(S_inv[::-1]),
-                                    row_scale=np.ascontiguousarray(S[::-1]))
+            # U = S L^T, so U^-1 = L^-T S^-1 with L^T = rev . lower(T pL) . rev
+            # (unit diagonal): a block diagonal product, then a unit solve. An
+            # apply reads S^-1 once and L's sparse near field twice (folding S
+            # into L^T's rows instead would make its near field dense).
+            packs["S_inv"] = PackedBlockDiagonal(S_inv)
+            packs["U"] = pack_lower(transpose_params(pL), M, P)
             return packs, notes
         pU = {k: _to_cpu64(v) for k, v in model.U.params().items()}
         # U is stored as a lower block in reversed leaf order.
@@ -756,10 +761,12 @@ def _to_cpu64(v):
 def _solve_packed(packs, Y):
     """``U^-1 L^-1 Y`` with packed factors, ``Y`` (M, P, k) in slot numbering.
 
-    ``U`` is packed as a lower block in reversed leaf order for both
-    factorizations (``S L^T`` included, see ``_pack_model64``).
+    ``U`` is packed as a lower block in reversed leaf order; for ``U = S L^T``
+    the pack is ``L^T`` alone and ``S^-1`` is applied first (``_pack_model64``).
     """
     Y = solve_lower(packs["L"], Y)
+    if "S_inv" in packs:
+        Y = packs["S_inv"].apply(Y)
     return solve_lower(packs["U"], Y[::-1])[::-1]
 
 
@@ -852,6 +859,9 @@ _FLOAT32_MAX_COND = 1e4
 #: LU of A (a sparse LU in the tree order, or a dense one for dense A: about
 #: 10 s at 8192 on one core).
 _EXACT_START_MAX_N = 8192
+#: Default far-field ranks with and without the compressed exact start.
+_RANK_EXACT_START = 16
+_RANK_TRAINED = 8
 
 
 def _best_start(model, report, layout, blocks, Ap, scale, is_sym, symmetric, dtype,
@@ -974,8 +984,7 @@ def _block_cholesky(S):
 def _invert_blocks(S):
     """Inverses of the diagonal blocks, regularizing numerically singular ones.
 
-    Returns ``(S_inv, notes, S_reg)``: ``S_reg`` is ``S`` with the shifts applied
-    (``S`` itself when none was needed), the blocks ``S_inv`` inverts.
+    Returns ``(S_inv, notes)``.
     """
     notes = []
     conds = np.linalg.cond(S)
@@ -988,7 +997,7 @@ def _invert_blocks(S):
             S[i] = S[i] + norm * math.sqrt(1.0 / _MAX_BLOCK_COND) * np.eye(S.shape[1])
         notes.append(f"{int(bad.sum())} diagonal block(s) of U were numerically singular "
                      f"and were shifted to condition <= ~{_MAX_BLOCK_COND:.0e}")
-    return np.linalg.inv(S), notes, S
+    return np.linalg.inv(S), notes
 
 
 def _rescale_model(model, factor):

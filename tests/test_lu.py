@@ -426,3 +426,16 @@ def test_to_dense_is_the_matrix_M_inverts():
     A_hat = M.to_dense()
     x = np.random.default_rng(0).standard_normal(A.shape[0])
     np.testing.assert_allclose(M @ (A_hat @ x), x, rtol=1e-9, atol=1e-9)
+
+
+def test_packed_block_diagonal_matches_numpy_in_both_storages():
+    from learned_precond._substitution import PackedBlockDiagonal
+
+    rng = np.random.default_rng(0)
+    blocks, Y = rng.standard_normal((5, 4, 4)), rng.standard_normal((5, 4, 3))
+    pk = PackedBlockDiagonal(blocks)
+    np.testing.assert_allclose(pk.apply(Y), blocks @ Y, rtol=1e-13)
+    pk.astype(np.float32)
+    assert pk.nbytes == blocks.size * 4
+    np.testing.assert_allclose(pk.apply(Y), blocks.astype(np.float32).astype(float) @ Y,
+                               rtol=1e-12)
