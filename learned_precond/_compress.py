@@ -44,10 +44,14 @@ def far_part(F, P):
     return sp.csr_array((F.data[keep], (F.row[keep], F.col[keep])), shape=F.shape)
 
 
-def _dominant(G, r):
-    """``r`` orthonormal dominant left singular vectors of ``G`` (from ``G G^T``)."""
-    w, Q = np.linalg.eigh(G @ G.T)
-    return Q[:, ::-1][:, :r]
+def _dominant_gram(G, r):
+    """``r`` orthonormal dominant eigenvectors of each Gram matrix ``G[i] = X X^T``.
+
+    They are the dominant left singular vectors of ``X``; ``G`` is (m, n, n),
+    decomposed in one batched call.
+    """
+    _, Q = np.linalg.eigh(G)
+    return np.ascontiguousarray(Q[:, :, ::-1][:, :, :r])
 
 
 def _bases(F, M, P, r):
@@ -55,35 +59,42 @@ def _bases(F, M, P, r):
 
     Returns ``(leaf, transfers, explicit)``: ``leaf`` (M, P, r), ``transfers[l]``
     (2**l, r, r) for child level ``l = 2..K`` (``T`` with basis_child @ T =
-    parent's basis restricted to the child), and ``explicit[l]`` the list of
-    explicit node bases at level ``l`` (rows of the node x r).
+    parent's basis restricted to the child), and ``explicit[l]`` (N, r): the
+    explicit bases of the nodes of level ``l``, stacked in node order.
     """
     K = int(round(np.log2(M)))
-    leaf = np.zeros((M, P, r))
-    explicit = {K: []}
-    for i in range(M):
-        X = F[i * P:(i + 1) * P, :i * P].toarray()
-        Q = _dominant(X, r) if X.size else np.zeros((P, r))
-        leaf[i, :, :Q.shape[1]] = Q
-        explicit[K].append(leaf[i])
+    N = M * P
+    # F is block lower with nothing on the leaf diagonal, so leaf i's block row
+    # lies left of the leaf: its Gram matrix is the i-th diagonal block of F F^T.
+    grams = np.zeros((M, P, P))
+    for i in range(1, M):
+        X = F[i * P:(i + 1) * P]
+        grams[i] = (X @ X.T).toarray()
+    leaf = _dominant_gram(grams, r)
+    explicit = {K: leaf.reshape(N, r)}
     transfers = {}
     for lev in range(K - 1, 0, -1):
         size = P * 2 ** (K - lev)
-        T_lev = np.zeros((2 ** (lev + 1), r, r))
-        explicit[lev] = []
-        for a in range(2 ** lev):
+        half = size // 2
+        child = explicit[lev + 1]
+        grams = np.zeros((2 ** lev, 2 * r, 2 * r))
+        for a in range(1, 2 ** lev):
             start = a * size
-            half = size // 2
-            children = explicit[lev + 1][2 * a], explicit[lev + 1][2 * a + 1]
-            Y = np.vstack([
-                children[c].T @ F[start + c * half:start + (c + 1) * half, :start].toarray()
-                for c in (0, 1)])
-            T = _dominant(Y, r) if Y.size else np.zeros((2 * r, r))
-            T_lev[2 * a, :, :T.shape[1]] = T[:r]
-            T_lev[2 * a + 1, :, :T.shape[1]] = T[r:]
-            explicit[lev].append(np.vstack([children[0] @ T_lev[2 * a],
-                                            children[1] @ T_lev[2 * a + 1]]))
+            # Y = [Q_c1^T F[I_c1, :start]; Q_c2^T F[I_c2, :start]], transposed and
+            # restricted to the columns where F has entries: sparse-times-dense
+            # products, no dense block of F.
+            Fa = F[start:start + size, :start]
+            used = np.zeros(start, dtype=bool)
+            used[Fa.indices] = True
+            Fa = Fa[:, np.flatnonzero(used)]
+            Yt = np.hstack([Fa[:half].T @ child[start:start + half],
+                            Fa[half:].T @ child[start + half:start + size]])
+            grams[a] = Yt.T @ Yt
+        T = _dominant_gram(grams, r)
+        T_lev = T.reshape(2 ** lev, 2, r, r).reshape(2 ** (lev + 1), r, r)
         transfers[lev + 1] = T_lev
+        explicit[lev] = np.matmul(child.reshape(2 ** (lev + 1), half, r),
+                                  T_lev).reshape(N, r)
     return leaf, transfers, explicit
 
 
@@ -91,6 +102,17 @@ def _reverse_leaves(F, M, P):
     """``rev F^T rev`` (leaf blocks reversed, entries inside a leaf kept): lower again."""
     J = np.arange(M * P).reshape(M, P)[::-1].ravel()
     return sp.csr_array(F.T)[J][:, J]
+
+
+def _column_basis(explicit_rev, lev, a, size, P):
+    """Explicit sending basis of node ``a`` of level ``lev`` from the reversed tree's.
+
+    Node ``a`` is node ``2**lev - 1 - a`` of the reversed tree, whose rows are
+    the leaves of ``a`` in reversed leaf order.
+    """
+    a_rev = 2 ** lev - 1 - a
+    Q = explicit_rev[a_rev * size:(a_rev + 1) * size]
+    return Q.reshape(-1, P, Q.shape[1])[::-1].reshape(-1, Q.shape[1])
 
 
 def compress_lower(F, M, P, r):
@@ -124,12 +146,10 @@ def compress_lower(F, M, P, r):
         size = P * 2 ** (K - lev)
         B_lev = np.zeros((2 ** lev - 1, r, r))
         for b in range(1, 2 ** lev, 2):
-            Qr = rows[lev][b]
-            # Column basis of node b-1: node 2**lev - b of the reversed tree,
-            # whose rows are the leaves of b-1 in reversed leaf order.
-            Qc = cols_rev[lev][2 ** lev - b].reshape(-1, P, r)[::-1].reshape(-1, r)
-            X = F[b * size:(b + 1) * size, (b - 1) * size:b * size].toarray()
-            B_lev[b - 1] = Qr.T @ X @ Qc
+            Qr = rows[lev][b * size:(b + 1) * size]
+            Qc = _column_basis(cols_rev[lev], lev, b - 1, size, P)
+            X = F[b * size:(b + 1) * size, (b - 1) * size:b * size]
+            B_lev[b - 1] = (X.T @ Qr).T @ Qc
         B.append(B_lev)
     # What the bridges add to the sub-diagonal blocks (i, i-1), i even: the
     # near field must subtract it.
@@ -137,9 +157,9 @@ def compress_lower(F, M, P, r):
     for i in range(2, M, 2):
         lev = K - (i ^ (i - 1)).bit_length() + 1  # level where i-1, i first differ
         b = i >> (K - lev)
-        off = i * P - b * P * 2 ** (K - lev)
-        Qr = rows[lev][b][off:off + P]
-        Qc = cols_rev[lev][2 ** lev - b].reshape(-1, P, r)[::-1].reshape(-1, r)[-P:]
+        size = P * 2 ** (K - lev)
+        Qr = rows[lev][i * P:(i + 1) * P]
+        Qc = _column_basis(cols_rev[lev], lev, b - 1, size, P)[-P:]
         E_far[i - 1] = Qr @ B[lev - 1][b - 1] @ Qc.T
     return {"V": V, "U": U, "W": [W[lev] for lev in range(2, K + 1)],
             "R": [R[lev] for lev in range(2, K + 1)], "B": B, "E_far": E_far}
