@@ -223,8 +223,8 @@ def _solve_lower_columns(Dinv, unit, near, V, U, W, R, B, K, cols, out):
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
 def _solve_lower_vector(Dinv, unit, near, V, U, W, R, B, K, b, x):
-    # Transposed bases make every inner loop a unit-stride dot product:
-    # V[i] is (P, r) and is read column-wise, so it is copied once per leaf.
+    # One pass over the leaves; every product is a small dense loop over the
+    # leaf's P entries and the rank r.
     E, E_rows, E_cols, E_nr, E_nc, E_off = near
     M, P = b.shape
     xs = np.empty(P)
@@ -288,12 +288,13 @@ def _solve_lower_vector(Dinv, unit, near, V, U, W, R, B, K, b, x):
                 x[i, p_] = acc
         if far:
             leaf = (1 << K) + i
+            # Scalar accumulators: a store into g inside the inner loop would
+            # be reloaded every iteration (LLVM cannot rule out aliasing).
             for q in range(r):
-                g[leaf, q] = 0.0
-            for p_ in range(P):
-                xv = x[i, p_]
-                for q in range(r):
-                    g[leaf, q] += V[i, p_, q] * xv
+                acc = 0.0
+                for p_ in range(P):
+                    acc += V[i, p_, q] * x[i, p_]
+                g[leaf, q] = acc
             # Up-sweep: every ancestor whose last leaf is i is now complete.
             for lev in range(K, 1, -1):
                 s = K - lev
@@ -301,10 +302,11 @@ def _solve_lower_vector(Dinv, unit, near, V, U, W, R, B, K, b, x):
                     break
                 node = (1 << lev) + (i >> s)
                 par = (1 << (lev - 1)) + (i >> (s + 1))
-                for u in range(r):
-                    gu = g[node, u]
-                    for q in range(r):
-                        g[par, q] += W[node, u, q] * gu
+                for q in range(r):
+                    acc = 0.0
+                    for u in range(r):
+                        acc += W[node, u, q] * g[node, u]
+                    g[par, q] += acc
 
 
 def solve_lower_torch(p, Bk, D_solve=None):

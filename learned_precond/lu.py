@@ -120,10 +120,11 @@ class LearnedLU(Preconditioner):
             time (``O(N P)``).
         rank : int, optional
             Rank of the far-field couplings, ``1 <= rank <= block_size``.
-            Default: 16 where the compressed exact start is tried (see
-            ``init``; the far field compressed from the exact factors gains
-            from the higher rank), else 8 (a far field trained from zero has
-            not, and each training step costs more); at most ``block_size``.
+            Default: 16 where the compressed exact start is used or tried
+            (see ``init``; the far field compressed from the exact factors
+            gains from the higher rank), else 8 (a far field trained from
+            zero has not, and each training step costs more); at most
+            ``block_size``.
         ordering : {'auto', 'natural', 'geometric', 'zorder', 'bisection'}
             Hierarchical ordering of the unknowns (:func:`~learned_precond.
             ordering.tree_ordering`); ``'auto'`` bisects the graph of sparse
@@ -327,7 +328,8 @@ class LearnedLU(Preconditioner):
         report.ordering_time = time.perf_counter() - t0
         M, P = tree.n_leaves, tree.block_size
         if rank is None:
-            exact_start = not is_operator and M * P <= _EXACT_START_MAX_N
+            exact_start = not is_operator and (
+                init == "exact_compressed" or (init == "auto" and M * P <= _EXACT_START_MAX_N))
             rank = _RANK_EXACT_START if exact_start else _RANK_TRAINED
         layout = GFMMLayout(M, P, min(rank, P))
         N = layout.size
@@ -377,6 +379,9 @@ class LearnedLU(Preconditioner):
                 if teacher is None:
                     report.notes.append("exact LU without pivoting failed (zero pivot): "
                                         "block tridiagonal initialization used")
+            if init == "exact_compressed" and is_operator:
+                report.notes.append("init='exact_compressed' needs the entries of A, not a "
+                                    "LinearOperator: block tridiagonal initialization used")
             if init == "exact_compressed" and teacher is None:
                 init = "block_tridiagonal"
             model, init_name, notes = _initial_model(
