@@ -57,9 +57,13 @@ class PackedLower:
     E_rows, E_cols : ndarray (M, P) of int32
     E_nr, E_nc : ndarray (M,) of int32
     E_off : ndarray (M + 1,) of int64
-    V, U : ndarray (M, P, r)
+    V : ndarray (M, r, P)
+        Leaf in-bases, transposed (``V[i] = V_i^T``) so that the encode
+        ``V_i^T x_i`` is a unit-stride reduction.
+    U : ndarray (M, P, r)
     W, R, B : ndarray (2M, r, r)
-        Per-node arrays in heap order (``W[2**l + a]``).
+        Per-node arrays in heap order (``W[2**l + a]``); ``W`` transposed
+        (``W[n] = W_n^T``) for the same reason.
     n_levels : int
     """
 
@@ -189,6 +193,8 @@ def pack_lower(p, M, P, Dinv=None):
         # the block tridiagonal start, so the kernel need not sweep the tree.
         V = U = np.zeros((M, P, 0))
         W = R = B = np.zeros((2 * M, 0, 0))
+    V = np.ascontiguousarray(np.swapaxes(V, 1, 2))
+    W = np.ascontiguousarray(np.swapaxes(W, 1, 2))
     unit = Dinv is None
     Dinv = np.zeros((1, 1, 1)) if unit else np.ascontiguousarray(Dinv, dtype=np.float64)
     return PackedLower(Dinv, unit, E, V, U, W, R, B, K)
@@ -228,7 +234,7 @@ def _solve_lower_vector(Dinv, unit, near, V, U, W, R, B, K, b, x):
     E, E_rows, E_cols, E_nr, E_nc, E_off = near
     M, P = b.shape
     xs = np.empty(P)
-    r = V.shape[2]
+    r = V.shape[1]
     far = K >= 2 and r > 0
     g = np.zeros((2 * M, r))
     f = np.zeros((2 * M, r))
@@ -293,7 +299,7 @@ def _solve_lower_vector(Dinv, unit, near, V, U, W, R, B, K, b, x):
             for q in range(r):
                 acc = 0.0
                 for p_ in range(P):
-                    acc += V[i, p_, q] * x[i, p_]
+                    acc += V[i, q, p_] * x[i, p_]
                 g[leaf, q] = acc
             # Up-sweep: every ancestor whose last leaf is i is now complete.
             for lev in range(K, 1, -1):
@@ -305,7 +311,7 @@ def _solve_lower_vector(Dinv, unit, near, V, U, W, R, B, K, b, x):
                 for q in range(r):
                     acc = 0.0
                     for u in range(r):
-                        acc += W[node, u, q] * g[node, u]
+                        acc += W[node, q, u] * g[node, u]
                     g[par, q] += acc
 
 

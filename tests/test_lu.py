@@ -320,7 +320,7 @@ def test_zero_far_field_is_not_swept_and_sparse_near_field_is_compacted():
     A = laplace_2d(32)
     M = quiet_fit(A, max_steps=0, block_size=16, init="block_tridiagonal")
     L = M._packs["L"]
-    assert L.V.shape[2] == 0 and L.W.size == 0
+    assert L.V.shape[1] == 0 and L.W.size == 0
     assert L.E_nr[1:].max() < 16
     dense = np.linalg.inv(M.to_dense())
     X = np.random.default_rng(0).standard_normal((A.shape[0], 2))
