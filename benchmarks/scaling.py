@@ -399,13 +399,16 @@ def _checks(runs):
         else:
             rows.append((run.problem.key, "LearnedLU apply / ILU(0) apply at N = 65536",
                          "not measured", "-", "<= 5x (target 3x)", "not measured"))
+        ilu262 = run.cells.get(("ilu0", 262144))
         if a65 is not None and a65.ok and a262 is not None and a262.ok:
             r = a262.apply_s / a65.apply_s
+            ref = (f"; ILU(0)'s own: {format_ratio(ilu262.apply_s / ilu.apply_s)}"
+                   if ilu is not None and ilu.ok and ilu262 is not None and ilu262.ok else "")
             rows.append((run.problem.key,
                          "LearnedLU apply per vector, N = 262144 over N = 65536",
                          f"{format_seconds(a262.apply_s)} / {format_seconds(a65.apply_s)}",
                          format_ratio(r), "<= 5 (O(N): 4)",
-                         "consistent with O(N)" if r <= 5 else "misses (worse than O(N))"))
+                         ("<= 5 warm" if r <= 5 else "above 5 warm") + ref))
         else:
             rows.append((run.problem.key,
                          "LearnedLU apply per vector, N = 262144 over N = 65536",
@@ -452,7 +455,13 @@ def write_markdown(runs, out, figs, *, learned_options, args, env_lines, wall_s)
         "- slopes: `np.polyfit(log N, log y, 1)` over the sizes measured (the N range is "
         "shown); iteration and total-time slopes use converged runs only.",
         "",
-        "## Issue 8 checks (LearnedLU apply time)",
+        "## LearnedLU apply time against issue 8's bounds, warm cache",
+        "",
+        "Applies here run back to back (warm cache): at N = 65536 the factors stay in "
+        "this machine's 32 MiB L3, at N = 262144 they do not, which inflates the "
+        "262144/65536 ratio of every preconditioner (ILU(0)'s own is shown). Issue 8's "
+        "check times applies from a cold cache, as inside GMRES, with the sizes in "
+        "turns: [learned_lu.md](learned_lu.md).",
         "",
         markdown_table(("problem", "quantity", "times", "ratio", "required", "verdict"),
                          _checks(runs)),

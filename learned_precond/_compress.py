@@ -19,8 +19,11 @@ eigendecompositions, HSS style:
 
 Truncation keeps the ``r`` dominant eigenvectors of ``X X^T`` at each node, so a
 far field that is exactly of GFMM form with rank ``r`` is reproduced exactly.
-The cost is ``O(nnz(F) r log M)`` plus small ``(2r)^2`` eigenproblems: this is
-run only where the exact factors exist (``lu._EXACT_START_MAX_N``).
+The cost per tree level is ``O(nnz(F) r)`` for the projections, ``O(c (2r)^2)``
+for the Gram matrices (``c`` columns of F in use, at most N) and batched small
+eigenproblems; nothing dense of size N x N is formed. ``init='auto'`` runs it
+only up to ``lu._EXACT_START_MAX_N`` unknowns, because the exact LU it
+compresses grows faster than N.
 """
 
 import numpy as np
