@@ -6,6 +6,8 @@ All functions work on the permuted, padded matrix (``N = M * P``).
 import numpy as np
 import scipy.sparse as sp
 
+from ._compress import far_part
+
 __all__ = ["block_tridiagonal", "block_tridiagonal_lu", "probe_block_tridiagonal"]
 
 
@@ -99,11 +101,12 @@ def block_tridiagonal_lu(diag, sub, sup, *, max_cond=1e12):
 
 
 class ExactBlockFactors:
-    """Exact block LU ``A = L_blk U_blk`` (unit block lower, block upper), as operators.
+    """Exact block LU ``A = L_blk U_blk`` (unit block lower, block upper).
 
     Built from a pointwise LU without pivoting, ``A = L U`` (L unit lower): with
     ``L_d = blockdiag(L_ii)``, ``L_blk = L L_d^-1`` and ``U_blk = L_d U``.
-    Used as the teacher whose far field the GFMM factors are fitted to.
+    ``init='exact_compressed'`` takes its near field as is and compresses
+    the rest (:mod:`learned_precond._compress`).
 
     Attributes
     ----------
@@ -127,30 +130,14 @@ class ExactBlockFactors:
         self.U_sup = Ld[:-1] @ U_sup_raw if M > 1 else U_sup_raw
 
     def far_L(self):
-        """Far field of ``L_blk`` (leaf blocks ``j < i-1``), sparse."""
-        from ._compress import far_part
-
+        """The part of ``L_blk`` the GFMM bridges carry (``_compress.far_part``), sparse."""
         return far_part(sp.csr_array(self._L) @ _block_diag(self._Ld_inv), self.P)
 
     def far_U_reversed(self):
-        """Far field of ``U_blk`` with its leaf blocks in reversed order (block lower)."""
-        from ._compress import far_part
-
+        """The same for ``U_blk`` with its leaf blocks in reversed order (block lower)."""
         J = np.arange(self.M * self.P).reshape(self.M, self.P)[::-1].ravel()
         U_blk = _block_diag(self._Ld) @ sp.csr_array(self._U)
         return far_part(sp.csr_array(U_blk)[J][:, J], self.P)
-
-    def apply_L(self, Z):
-        """``L_blk Z`` for ``Z`` of shape (N, k)."""
-        M, P = self.M, self.P
-        W = np.einsum("mpq,mqk->mpk", self._Ld_inv, Z.reshape(M, P, -1)).reshape(Z.shape)
-        return self._L @ W
-
-    def apply_U(self, Z):
-        """``U_blk Z`` for ``Z`` of shape (N, k)."""
-        M, P = self.M, self.P
-        W = (self._U @ Z).reshape(M, P, -1)
-        return np.einsum("mpq,mqk->mpk", self._Ld, W).reshape(Z.shape)
 
 
 def exact_block_factors(A, M, P):
