@@ -26,25 +26,6 @@ from learned_precond.training import LUModel
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def median_time(fn, repeats=15, warmup=0.5, flush=None):
-    """Median of ``repeats`` timings of ``fn`` after ``warmup`` seconds of calls.
-
-    The warm-up lets page faults, huge-page promotion and JIT compilation
-    settle. ``flush``, when given, runs (untimed) before every timed call.
-    """
-    t_end = time.perf_counter() + warmup
-    while time.perf_counter() < t_end:
-        fn()
-    times = []
-    for _ in range(repeats):
-        if flush is not None:
-            flush()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
 def interleaved_times(calls, flush, repeats=15, warmup=0.5):
     """Median cold- and warm-cache times of every call in ``calls`` (a dict).
 
@@ -224,7 +205,7 @@ def main(argv=None):
     if exact_256 is not None:
         A, M0 = exact_256
         x = np.random.default_rng(0).standard_normal(A.shape[0])
-        cold = median_time(lambda: M0 @ x, flush=flush)
+        cold, _ = interleaved_times({"exact": lambda: M0 @ x}, flush)["exact"]
         w(f"With `init='exact_compressed'` at N=65536 the far field (rank "
           f"{M0.layout.rank}) is part of every apply: {cold:.2e} s/vector from a cold "
           f"cache ({cold / times[65536, 'ilu0'][0]:.1f}x ILU(0)), {M0.nbytes / 2**20:.0f} MiB "

@@ -6,7 +6,7 @@ All functions work on the permuted, padded matrix (``N = M * P``).
 import numpy as np
 import scipy.sparse as sp
 
-from ._compress import far_part
+from ._compress import far_part, reverse_leaves
 
 __all__ = ["block_tridiagonal", "block_tridiagonal_lu", "probe_block_tridiagonal"]
 
@@ -135,9 +135,8 @@ class ExactBlockFactors:
 
     def far_U_reversed(self):
         """The same for ``U_blk`` with its leaf blocks in reversed order (block lower)."""
-        J = np.arange(self.M * self.P).reshape(self.M, self.P)[::-1].ravel()
         U_blk = _block_diag(self._Ld) @ sp.csr_array(self._U)
-        return far_part(sp.csr_array(U_blk)[J][:, J], self.P)
+        return far_part(reverse_leaves(U_blk, self.M, self.P), self.P)
 
 
 def exact_block_factors(A, M, P):

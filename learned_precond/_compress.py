@@ -29,7 +29,7 @@ compresses grows faster than N.
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["far_part", "compress_lower"]
+__all__ = ["compress_lower", "far_part", "reverse_leaves"]
 
 
 def far_part(F, P):
@@ -101,10 +101,13 @@ def _bases(F, M, P, r):
     return leaf, transfers, explicit
 
 
-def _reverse_leaves(F, M, P):
-    """``rev F^T rev`` (leaf blocks reversed, entries inside a leaf kept): lower again."""
+def reverse_leaves(F, M, P):
+    """``rev F rev``: ``F`` (sparse) with its leaf blocks in reversed order.
+
+    The entries inside a leaf keep their order, as in ``gfmm.reverse_blocks``.
+    """
     J = np.arange(M * P).reshape(M, P)[::-1].ravel()
-    return sp.csr_array(F.T)[J][:, J]
+    return sp.csr_array(F)[J][:, J]
 
 
 def _column_basis(explicit_rev, lev, a, size, P):
@@ -141,7 +144,7 @@ def compress_lower(F, M, P, r):
     F = sp.csr_array(F)
     U, R, rows = _bases(F, M, P, r)
     # Sending bases of F are the receiving bases of rev F^T rev, node order reversed.
-    V_rev, W_rev, cols_rev = _bases(_reverse_leaves(F, M, P), M, P, r)
+    V_rev, W_rev, cols_rev = _bases(reverse_leaves(F.T, M, P), M, P, r)
     V = V_rev[::-1].copy()
     W = {lev: T[::-1].copy() for lev, T in W_rev.items()}
     B = []

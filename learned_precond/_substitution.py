@@ -150,9 +150,10 @@ def _compact(E):
     nc = col_nz.sum(axis=1).astype(np.int32)
     off = np.zeros(E.shape[0] + 1, dtype=np.int64)
     np.cumsum(nr.astype(np.int64) * nc, out=off[1:])
-    flat = np.concatenate([out[i, :nr[i], :nc[i]].ravel() for i in range(E.shape[0])]
-                          + [np.zeros(0)])
-    return flat, rows, cols, nr, nc, off
+    # Boolean indexing reads in row-major order: leaf by leaf, row by row.
+    corner = (np.arange(E.shape[1])[None, :, None] < nr[:, None, None]) & \
+        (np.arange(E.shape[2])[None, None, :] < nc[:, None, None])
+    return out[corner], rows, cols, nr, nc, off
 
 
 def pack_lower(p, M, P, Dinv=None):

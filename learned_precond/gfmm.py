@@ -188,6 +188,28 @@ class GFMMBlock(nn.Module):
         return {"D": self.D, "E": self.E, "V": V, "U": U, "W": W, "R": R,
                 "B": list(self.B) if self.B is not None else None}
 
+    def set_far_field(self, p):
+        """Copy far-field parameters given as :meth:`params` lays them out.
+
+        ``p`` holds full-length per-node arrays ``V``, ``U``, ``W``, ``R``, ``B``
+        (numpy or torch); a triangular block keeps only the edges it stores
+        (the inverse of the padding in :meth:`params`).
+        """
+        trim = self.kind != "general"
+
+        def t(a):
+            return torch.as_tensor(a, dtype=self.V.dtype).to(self.V.device)
+
+        with torch.no_grad():
+            self.V.copy_(t(p["V"][:-2] if trim else p["V"]))
+            self.U.copy_(t(p["U"][2:] if trim else p["U"]))
+            for dst, src in zip(self.W, p["W"], strict=True):
+                dst.copy_(t(src[:-2] if trim else src))
+            for dst, src in zip(self.R, p["R"], strict=True):
+                dst.copy_(t(src[2:] if trim else src))
+            for dst, src in zip(self.B, p["B"], strict=True):
+                dst.copy_(t(src))
+
     def n_parameters(self):
         """Number of scalar parameters."""
         return sum(p.numel() for p in self.parameters())

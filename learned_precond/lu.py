@@ -963,19 +963,9 @@ def _set_far_field(block, F, E):
     """Far field of ``block`` compressed from ``F``; near field ``E`` less its overlap."""
     layout = block.layout
     p = compress_lower(F, layout.n_leaves, layout.block_size, layout.rank)
-    t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=block.E.dtype)  # noqa: E731
+    block.set_far_field(p)
     with torch.no_grad():
-        block.E.copy_(t(E - p["E_far"]))
-        # A lower block does not store the edges its first / last two nodes of a
-        # level never use (see GFMMBlock); the compression leaves them unused.
-        block.V.copy_(t(p["V"][:-2]))
-        block.U.copy_(t(p["U"][2:]))
-        for dst, src in zip(block.W, p["W"]):
-            dst.copy_(t(src[:-2]))
-        for dst, src in zip(block.R, p["R"]):
-            dst.copy_(t(src[2:]))
-        for dst, src in zip(block.B, p["B"]):
-            dst.copy_(t(src))
+        block.E.copy_(torch.as_tensor(E - p["E_far"], dtype=block.E.dtype))
 
 
 def _block_cholesky(S):

@@ -441,7 +441,6 @@ def _coordinate_bisection(points, n_levels, block_size):
     return order, sizes
 
 
-
 def _fill_first(sizes, capacity):
     """Child sizes of each node: up to ``capacity`` first, the rest second, interleaved."""
     out = np.empty(2 * sizes.size, dtype=np.int64)
