@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_OUT, environment_lines, format_seconds, markdown_table, time_apply  # noqa: E402
 
-from learned_precond._incomplete_cholesky import IncompleteCholesky  # noqa: E402
+from learned_precond.baselines import IncompleteCholesky  # noqa: E402
 from learned_precond.baselines import AMG, Jacobi  # noqa: E402
 from learned_precond.exceptions import PreconditionerSetupError  # noqa: E402
 from learned_precond.family import GeneratedSPAI, MatrixFamily, SPAIGenerator  # noqa: E402

@@ -53,7 +53,7 @@ _LAZY = {
     "ILUT": "learned_precond.baselines",
     "AMG": "learned_precond.baselines",
     "ExactLU": "learned_precond.baselines",
-    "IncompleteCholesky": "learned_precond._incomplete_cholesky",
+    "IncompleteCholesky": "learned_precond.baselines",
     "SPAI": "learned_precond.spai",
     "ClassicalSPAI": "learned_precond.spai",
     "MatrixFamily": "learned_precond.family",

@@ -10,6 +10,9 @@ this class does the shape and dtype bookkeeping in one place.
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
+from ._format import format_bytes
+from ._format import format_bytes as _format_bytes  # noqa: F401 - kept for lu/ until it moves (lu.py, pivoting.py)
+
 __all__ = ["Preconditioner"]
 
 
@@ -78,18 +81,9 @@ class Preconditioner(LinearOperator):
         X, out_dtype = self._prepare(X)
         return self._apply_adjoint(X).astype(out_dtype, copy=False)
 
-
     def __repr__(self):
         n = self.shape[0]
         return (
             f"<{type(self).__name__} N={n}, dtype={self.dtype}, "
-            f"memory={_format_bytes(self.nbytes)}, setup={self.setup_time:.3g} s>"
+            f"memory={format_bytes(self.nbytes)}, setup={self.setup_time:.3g} s>"
         )
-
-
-def _format_bytes(nbytes):
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if nbytes < 1024 or unit == "GiB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024
-    return f"{nbytes} B"  # pragma: no cover

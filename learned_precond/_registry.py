@@ -9,14 +9,14 @@ import importlib
 __all__ = ["DEFAULT_NAMES", "PRECONDITIONERS", "get_preconditioner", "preconditioner_names"]
 
 PRECONDITIONERS = {
-    "none": "learned_precond.baselines:Identity",
-    "jacobi": "learned_precond.baselines:Jacobi",
-    "ilu0": "learned_precond.baselines:ILU0",
-    "ilut": "learned_precond.baselines:ILUT",
-    "amg": "learned_precond.baselines:AMG",
-    "exact": "learned_precond.baselines:ExactLU",
+    "none": "learned_precond.baselines.identity:Identity",
+    "jacobi": "learned_precond.baselines.jacobi:Jacobi",
+    "ilu0": "learned_precond.baselines.ilu0:ILU0",
+    "ilut": "learned_precond.baselines.ilut:ILUT",
+    "amg": "learned_precond.baselines.amg:AMG",
+    "exact": "learned_precond.baselines.exact:ExactLU",
     "learned_lu": "learned_precond.lu:LearnedLU",
-    "ict": "learned_precond._incomplete_cholesky:IncompleteCholesky",
+    "ict": "learned_precond.baselines.incomplete_cholesky:IncompleteCholesky",
     "spai": "learned_precond.spai:ClassicalSPAI",
     "learned_spai": "learned_precond.spai:SPAI",
     "spai_generator": "learned_precond.family:GeneratedSPAI",

@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from ._base import _format_bytes
+from ._format import format_bytes
 from ._registry import DEFAULT_NAMES, get_preconditioner, preconditioner_names
+from ._structure import asymmetry, is_symmetric
 from ._validation import as_matrix, check_positive_int, check_rhs, check_structure
-from .baselines import _as_csr, _is_symmetric
 from .exceptions import ModelFileError, PreconditionerSetupError
 from .krylov import METHODS, solve
 
@@ -194,11 +194,10 @@ def compare(
             f"grid_shape {tuple(grid_shape)} has {math.prod(grid_shape)} points but A has "
             f"{n} rows; pass the shape of the grid A was discretized on, or None."
         )
-    if method in _NEEDS_SYMMETRIC and not _is_symmetric(_as_csr(A)):
-        asymmetry = float(abs(_as_csr(A) - _as_csr(A).T).max())
+    if method in _NEEDS_SYMMETRIC and not is_symmetric(A):
         raise ValueError(
             f"method={method!r} needs a symmetric A, but A is not symmetric "
-            f"(max |A - A^T| = {asymmetry:.3g}); use method='gmres' or 'bicgstab'."
+            f"(max |A - A^T| = {asymmetry(A):.3g}); use method='gmres' or 'bicgstab'."
         )
     shared = {"seed": seed} if grid_shape is None else {"seed": seed, "grid_shape": grid_shape}
     return [
@@ -326,7 +325,7 @@ def _cells(row):
         "yes" if row.converged else "no",
         _format_seconds(row.setup_time),
         _format_seconds(row.solve_time),
-        "-" if row.nbytes is None else _format_bytes(row.nbytes),
+        "-" if row.nbytes is None else format_bytes(row.nbytes),
         "-" if row.relative_residual is None else f"{row.relative_residual:.2e}",
     )
 
@@ -650,7 +649,7 @@ def _run_and_report(A, label, plot, *, precond, fit, **options):
     solver = f"GMRES({options['restart']})" if method == "gmres" else method.upper()
     nnz = A.nnz if sp.issparse(A) else int(np.count_nonzero(A))
     title = (f"{label}: N={A.shape[0]}, nnz={nnz}, "
-             f"{'symmetric' if _is_symmetric(_as_csr(A)) else 'nonsymmetric'}; "
+             f"{'symmetric' if is_symmetric(A) else 'nonsymmetric'}; "
              f"{solver} to rtol {rtol:g}, b = A @ ones")
     print(format_table(rows, title=title))
     if plot is not None:

@@ -8,7 +8,7 @@ from contract import PreconditionerContract, convection_diffusion_2d, laplace_2d
 from scipy.sparse.linalg import LinearOperator, spilu, splu
 
 from learned_precond import PreconditionerSetupError
-from learned_precond._ilu_kernels import ilu0_reference
+from learned_precond.baselines._ilu_kernels import ilu0_reference
 from learned_precond.baselines import AMG, ILU0, ILUT, ExactLU, Identity, Jacobi
 from learned_precond.krylov import solve
 

@@ -10,7 +10,7 @@ import torch
 from contract import PreconditionerContract, laplace_2d, rhs, variable_diffusion_2d
 
 from learned_precond import ModelFileError, PreconditionerSetupError
-from learned_precond._incomplete_cholesky import IncompleteCholesky
+from learned_precond.baselines import IncompleteCholesky
 from learned_precond._sparse_products import loss_plan, spai_loss
 from learned_precond.baselines import Jacobi
 from learned_precond.family import GeneratedSPAI, MatrixFamily, SPAIGenerator

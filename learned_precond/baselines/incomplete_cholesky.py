@@ -17,10 +17,12 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .._base import Preconditioner
+from .._format import format_bytes
+from .._structure import is_symmetric
+from .._validation import as_matrix, check_structure
+from ..exceptions import PreconditionerSetupError
 from . import _ilu_kernels as kernels
-from ._base import Preconditioner, _format_bytes
-from ._validation import as_matrix, check_structure
-from .exceptions import PreconditionerSetupError
 
 __all__ = ["IncompleteCholesky"]
 
@@ -77,8 +79,7 @@ class IncompleteCholesky(Preconditioner):
         A = as_matrix(A)
         A = sp.csc_array(A, dtype=np.float64)
         check_structure(A)
-        diff = abs(A - A.T)
-        if diff.nnz and diff.max() > 1e-12 * abs(A).max():
+        if not is_symmetric(A):
             raise PreconditionerSetupError(
                 "incomplete Cholesky needs a symmetric A (it is for SPD systems and CG); "
                 "use 'ilut' or 'ilu0' with GMRES."
@@ -147,6 +148,6 @@ class IncompleteCholesky(Preconditioner):
     def __repr__(self):
         return (
             f"<IncompleteCholesky N={self.shape[0]}, drop_tol={self.drop_tol:g}, "
-            f"nnz(L+D)={self.nnz}, memory={_format_bytes(self.nbytes)}, "
+            f"nnz(L+D)={self.nnz}, memory={format_bytes(self.nbytes)}, "
             f"setup={self.setup_time:.3g} s>"
         )

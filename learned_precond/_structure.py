@@ -1,0 +1,72 @@
+"""Facts about a matrix's structure: symmetry, canonical CSR form, bytes held.
+
+One home for the checks that preconditioners, the gallery and the command
+line all need, so that "symmetric" means the same thing everywhere. Input
+validation (shapes, dtypes, empty rows) is :mod:`learned_precond._validation`.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator
+
+__all__ = ["asymmetry", "canonical_csr", "is_symmetric", "sparse_nbytes"]
+
+
+def asymmetry(A):
+    """Return ``max |a_ij - a_ji|`` of a square sparse or dense ``A`` (0.0 when empty)."""
+    if sp.issparse(A):
+        A = sp.csr_array(A)
+        diff = (A - A.T).tocsr()
+        diff.eliminate_zeros()
+        return float(np.max(np.abs(diff.data))) if diff.nnz else 0.0
+    A = np.asarray(A)
+    return float(np.max(np.abs(A - A.T))) if A.size else 0.0
+
+
+def is_symmetric(A, *, rtol=1e-12):
+    """Return whether ``A`` equals its transpose up to ``rtol * max |a_ij|``.
+
+    ``A`` is a sparse array/matrix or an ndarray; a ``LinearOperator`` has no
+    entries to compare, so it counts as nonsymmetric.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A = np.array([[2.0, -1.0], [-1.0, 2.0]])
+    >>> is_symmetric(A), is_symmetric(np.triu(A))
+    (True, False)
+    """
+    if isinstance(A, LinearOperator) and not sp.issparse(A):
+        return False
+    return asymmetry(A) <= rtol * _max_abs(A)
+
+
+def _max_abs(A):
+    if sp.issparse(A):
+        return float(abs(A).max()) if A.nnz else 0.0
+    A = np.asarray(A)
+    return float(np.max(np.abs(A))) if A.size else 0.0
+
+
+def canonical_csr(A):
+    """Return ``A`` as a canonical float64 csr_array (duplicates summed, no stored zeros)."""
+    A = sp.csr_array(A, dtype=np.float64)
+    A.sum_duplicates()
+    A.eliminate_zeros()
+    A.sort_indices()
+    return A
+
+
+def sparse_nbytes(*mats):
+    """Return the bytes of the arrays behind sparse matrices and ndarrays (``None`` skipped)."""
+    total = 0
+    for m in mats:
+        if m is None:
+            continue
+        if sp.issparse(m):
+            if m.format not in ("csr", "csc", "bsr"):
+                m = m.tocsr()
+            total += m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+        else:
+            total += np.asarray(m).nbytes
+    return total
