@@ -4,7 +4,7 @@ Shared by every module that prints a size or a list of rows; the benchmark
 scripts use the same functions for their generated pages.
 """
 
-__all__ = ["format_bytes", "format_indices"]
+__all__ = ["format_bytes", "format_indices", "one_line"]
 
 
 def format_bytes(nbytes, *, spec=".1f"):
@@ -34,3 +34,15 @@ def format_indices(indices, limit=5):
     shown = ", ".join(str(i) for i in indices[:limit])
     more = f" (and {len(indices) - limit} more)" if len(indices) > limit else ""
     return shown + more
+
+
+def one_line(exc):
+    r"""Return an exception's message on one line (its type's name when it has none).
+
+    Examples
+    --------
+    >>> one_line(ValueError("bad\n   value")), one_line(KeyError("name")), one_line(OSError())
+    ('bad value', 'name', 'OSError')
+    """
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(text.split()) or type(exc).__name__

@@ -17,9 +17,9 @@ PRECONDITIONERS = {
     "exact": "learned_precond.baselines.exact:ExactLU",
     "learned_lu": "learned_precond.lu:LearnedLU",
     "ict": "learned_precond.baselines.incomplete_cholesky:IncompleteCholesky",
-    "spai": "learned_precond.spai:ClassicalSPAI",
-    "learned_spai": "learned_precond.spai:SPAI",
-    "spai_generator": "learned_precond.family:GeneratedSPAI",
+    "spai": "learned_precond.spai.operator:ClassicalSPAI",
+    "learned_spai": "learned_precond.spai.operator:SPAI",
+    "spai_generator": "learned_precond.spai.generator:GeneratedSPAI",
 }
 
 #: The preconditioners compared by default (CLI ``compare``/``demo``, asv): the

@@ -8,7 +8,7 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 
-from learned_precond import _registry
+from learned_precond import _registry, cli
 from learned_precond import compare as compare_module
 from learned_precond.compare import (
     ComparisonRow,
@@ -312,7 +312,7 @@ def test_cli_not_square_and_cg_nonsymmetric(tmp_path, capsys):
 
 
 def test_cli_fit_option_parsing():
-    parse = compare_module._fit_options
+    parse = cli._fit_options
     assert parse(["max_steps=200", "lr=1e-3", "verbose=true", "rank=none", "order=zorder",
                   "ilut:drop_tol=1e-3"], ["ilut", "learned_lu"]) == {
         "learned_lu": {"max_steps": 200, "lr": 1e-3, "verbose": True, "rank": None,

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
 import learned_precond
-from learned_precond import _gallery_pde, _gallery_real, _gallery_seed, problems
+from learned_precond import problems
 
 SEED_NAMES = [
     "seed_laplace_1d",
@@ -95,7 +95,7 @@ def test_names_cover_every_kind_and_the_seed_set():
     }
     assert set(problems.names(kind="kernel")) == {"rbf_kernel", "exponential_kernel"}
     real = set(problems.names(kind="real"))
-    assert real >= set(_gallery_real.BUNDLED) | {"airfoil", "recirc_flow", "bar", "knot"}
+    assert real >= set(problems.real.BUNDLED) | {"airfoil", "recirc_flow", "bar", "knot"}
     assert "unit_square" not in real  # singular (pure Neumann)
     assert sorted(all_names) == sorted(sum((problems.names(kind=k) for k in problems.KINDS), []))
     with pytest.raises(ValueError, match="seed, pde, kernel, real"):
@@ -486,7 +486,7 @@ def test_kernels():
 
 def test_bundled_matrices_ship_with_the_package():
     pkg = Path(learned_precond.__file__).parent
-    for m in _gallery_real.BUNDLED.values():
+    for m in problems.real.BUNDLED.values():
         path = problems.bundled_matrix_path(m.name)
         assert path.is_file() and path.parent == pkg / "data"
     assert (pkg / "data" / "README.md").is_file()
@@ -513,7 +513,7 @@ def test_bundled_matrices_ship_with_the_package():
 def test_bundled_sizes_match_the_readme(name, n, nnz):
     A = problems.get(name)
     assert A.shape == (n, n) and A.nnz == nnz
-    assert _gallery_real.BUNDLED[name].size == n
+    assert problems.real.BUNDLED[name].size == n
 
 
 def test_zero_diagonals_of_the_hard_real_matrices():
@@ -524,7 +524,7 @@ def test_zero_diagonals_of_the_hard_real_matrices():
 def test_pyamg_examples_match_pyamg():
     from pyamg.gallery import load_example
 
-    for name, m in _gallery_real.PYAMG_EXAMPLES.items():
+    for name, m in problems.real.PYAMG_EXAMPLES.items():
         A = problems.get(name)
         raw = sp.csr_array(load_example(name)["A"])
         assert A.shape == raw.shape == (m.size, m.size)
@@ -598,7 +598,8 @@ def test_load_matrix_errors(tmp_path):
 # --------------------------------------------------------------------------- docs
 
 
-@pytest.mark.parametrize("module", [problems, _gallery_real, _gallery_seed, _gallery_pde])
+@pytest.mark.parametrize(
+    "module", [problems, problems.real, problems.seed, problems.pde, problems.family])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

@@ -11,7 +11,7 @@ from contract import PreconditionerContract, laplace_2d, rhs, variable_diffusion
 
 from learned_precond import ModelFileError, PreconditionerSetupError
 from learned_precond.baselines import IncompleteCholesky
-from learned_precond._sparse_products import loss_plan, spai_loss
+from learned_precond.spai.loss import loss_plan, spai_loss
 from learned_precond.baselines import Jacobi
 from learned_precond.family import GeneratedSPAI, MatrixFamily, SPAIGenerator
 from learned_precond.krylov import solve

@@ -1,8 +1,8 @@
 r"""Scalable PDE discretizations and dense kernel matrices.
 
-Private helper of :mod:`learned_precond.problems` (registry kinds ``'pde'``
-and ``'kernel'``). Grid problems use natural order with x fastest: unknown
-``(i, j)`` (``i`` the x index, 0-based) is row ``i + n*j``. With
+Registry kinds ``'pde'`` and ``'kernel'`` of :mod:`learned_precond.problems`.
+Grid problems use natural order with x fastest: unknown ``(i, j)`` (``i``
+the x index, 0-based) is row ``i + n*j``. With
 :math:`T_n = \operatorname{tridiag}(-1, 2, -1)`, x-direction operators are
 ``kron(I, T)`` and y-direction ones ``kron(T, I)``.
 """
@@ -10,8 +10,9 @@ and ``'kernel'``). Grid problems use natural order with x fastest: unknown
 import numpy as np
 import scipy.sparse as sp
 
-from ._gallery_seed import _check_float, canonical, tridiag
-from ._validation import check_positive_int
+from .._structure import canonical_csr
+from .._validation import check_positive_int
+from ._build import check_choice, check_float, tridiag
 
 __all__ = [
     "laplace_1d",
@@ -31,12 +32,6 @@ VELOCITIES = ("constant", "vortex")
 COEFFICIENTS = ("lognormal", "jumps")
 
 
-def _choice(value, name, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
-    return value
-
-
 def laplace_1d(n=256):
     r"""1-D Laplacian, Dirichlet: ``tridiag(-1, 2, -1)`` (unscaled, = h^2 * (-u'')).
 
@@ -52,7 +47,7 @@ def laplace_1d(n=256):
     scipy.sparse.csr_array
     """
     n = check_positive_int(n, "n")
-    return canonical(tridiag(n, -1, 2, -1))
+    return canonical_csr(tridiag(n, -1, 2, -1))
 
 
 def laplace_2d(n=32):
@@ -75,7 +70,7 @@ def laplace_2d(n=32):
     n = check_positive_int(n, "n")
     eye = sp.eye_array(n, format="csr")
     t = tridiag(n, -1, 2, -1)
-    return canonical(sp.kron(eye, t) + sp.kron(t, eye))
+    return canonical_csr(sp.kron(eye, t) + sp.kron(t, eye))
 
 
 def laplace_3d(n=16):
@@ -99,7 +94,7 @@ def laplace_3d(n=16):
     eye = sp.eye_array(n, format="csr")
     eye2 = sp.eye_array(n * n, format="csr")
     t = tridiag(n, -1, 2, -1)
-    return canonical(sp.kron(eye2, t) + sp.kron(sp.kron(eye, t), eye) + sp.kron(t, eye2))
+    return canonical_csr(sp.kron(eye2, t) + sp.kron(sp.kron(eye, t), eye) + sp.kron(t, eye2))
 
 
 def _upwind_1d(n, velocity, h):
@@ -137,10 +132,10 @@ def convection_diffusion_1d(n=256, *, eps=0.1, beta=1.0):
     scipy.sparse.csr_array
     """
     n = check_positive_int(n, "n")
-    eps = _check_float(eps, "eps", positive=True)
-    beta = _check_float(beta, "beta")
+    eps = check_float(eps, "eps", positive=True)
+    beta = check_float(beta, "beta")
     h = 1.0 / (n + 1)
-    return canonical((eps / h**2) * tridiag(n, -1, 2, -1) + _upwind_1d(n, beta, h))
+    return canonical_csr((eps / h**2) * tridiag(n, -1, 2, -1) + _upwind_1d(n, beta, h))
 
 
 def _velocity_field(kind, n):
@@ -193,8 +188,8 @@ def convection_diffusion_2d(n=32, *, eps=1e-2, velocity="constant"):
     scipy.sparse.csr_array
     """
     n = check_positive_int(n, "n")
-    eps = _check_float(eps, "eps", positive=True)
-    _choice(velocity, "velocity", VELOCITIES)
+    eps = check_float(eps, "eps", positive=True)
+    check_choice(velocity, "velocity", VELOCITIES)
     h = 1.0 / (n + 1)
     wx, wy = (w.ravel() for w in _velocity_field(velocity, n))
     idx = np.arange(n * n)
@@ -218,7 +213,7 @@ def convection_diffusion_2d(n=32, *, eps=1e-2, velocity="constant"):
     A = sp.coo_array(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n * n,) * 2
     )
-    return canonical(A)
+    return canonical_csr(A)
 
 
 def biharmonic_1d(n=256):
@@ -239,7 +234,7 @@ def biharmonic_1d(n=256):
     """
     n = check_positive_int(n, "n")
     t = tridiag(n, -1, 2, -1)
-    return canonical(t @ t)
+    return canonical_csr(t @ t)
 
 
 def biharmonic_2d(n=16):
@@ -260,7 +255,7 @@ def biharmonic_2d(n=16):
     scipy.sparse.csr_array
     """
     L = laplace_2d(n)
-    return canonical(L @ L)
+    return canonical_csr(L @ L)
 
 
 def rbf_kernel(n=256, *, length_scale=0.2, nugget=1e-4):
@@ -287,8 +282,8 @@ def rbf_kernel(n=256, *, length_scale=0.2, nugget=1e-4):
     numpy.ndarray
     """
     n = check_positive_int(n, "n")
-    length_scale = _check_float(length_scale, "length_scale", positive=True)
-    nugget = _check_float(nugget, "nugget", nonnegative=True)
+    length_scale = check_float(length_scale, "length_scale", positive=True)
+    nugget = check_float(nugget, "nugget", nonnegative=True)
     x = np.linspace(0.0, 1.0, n)
     return np.exp(-(np.subtract.outer(x, x) ** 2) / (2.0 * length_scale**2)) + nugget * np.eye(n)
 
@@ -313,7 +308,7 @@ def exponential_kernel(n=256, *, rho=0.9):
     numpy.ndarray
     """
     n = check_positive_int(n, "n")
-    rho = _check_float(rho, "rho")
+    rho = check_float(rho, "rho")
     if not -1.0 < rho < 1.0:
         raise ValueError(f"rho must satisfy -1 < rho < 1 for an SPD matrix, got {rho}.")
     k = np.arange(n)
@@ -381,11 +376,11 @@ def diffusion_2d(n=32, *, coefficient="lognormal", contrast=1e3, length=0.125, s
     scipy.sparse.csr_array
     """
     n = check_positive_int(n, "n")
-    _choice(coefficient, "coefficient", COEFFICIENTS)
-    contrast = _check_float(contrast, "contrast")
+    check_choice(coefficient, "coefficient", COEFFICIENTS)
+    contrast = check_float(contrast, "contrast")
     if contrast < 1.0:
         raise ValueError(f"contrast = max k / min k must be >= 1, got {contrast}.")
-    length = _check_float(length, "length", positive=True)
+    length = check_float(length, "length", positive=True)
     if length > 1.0:
         raise ValueError(f"length must be in (0, 1], got {length}.")
     seed = check_positive_int(seed, "seed", minimum=0)
@@ -406,7 +401,7 @@ def diffusion_2d(n=32, *, coefficient="lognormal", contrast=1e3, length=0.125, s
         (np.concatenate([v, v[off]]), (np.concatenate([r, c[off]]), np.concatenate([c, r[off]]))),
         shape=(n * n,) * 2,
     )
-    return canonical(A)
+    return canonical_csr(A)
 
 
 def anisotropic_2d(n=32, *, epsilon=1e-3, theta=np.pi / 6):
@@ -436,7 +431,7 @@ def anisotropic_2d(n=32, *, epsilon=1e-3, theta=np.pi / 6):
     from pyamg.gallery import diffusion_stencil_2d, stencil_grid
 
     n = check_positive_int(n, "n")
-    epsilon = _check_float(epsilon, "epsilon", positive=True)
-    theta = _check_float(theta, "theta")
+    epsilon = check_float(epsilon, "epsilon", positive=True)
+    theta = check_float(theta, "theta")
     stencil = diffusion_stencil_2d(epsilon=epsilon, theta=theta, type="FE")
-    return canonical(stencil_grid(stencil.T, (n, n), format="csr"))
+    return canonical_csr(stencil_grid(stencil.T, (n, n), format="csr"))

@@ -1,6 +1,6 @@
 """The seven test matrices of the learned-LU blog post, built as its code builds them.
 
-Private helper of :mod:`learned_precond.problems` (registry kind ``'seed'``).
+Registry kind ``'seed'`` of :mod:`learned_precond.problems`.
 
 The seed code (``lu_examples.py`` and the Laplacian helpers of the blog's
 repository) builds dense float32 torch tensors; these functions build the same
@@ -27,7 +27,9 @@ seed_laplace_2d            116
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import check_positive_int
+from .._structure import canonical_csr
+from .._validation import check_positive_int
+from ._build import check_float, tridiag
 
 __all__ = [
     "seed_laplace_1d",
@@ -38,25 +40,6 @@ __all__ = [
     "seed_rbf_kernel",
     "seed_laplace_2d",
 ]
-
-
-def tridiag(n, lower, diag, upper):
-    """Return the n x n Toeplitz tridiagonal ``csr_array`` (lower, diag, upper)."""
-    return sp.diags_array(
-        [np.full(n - 1, float(lower)), np.full(n, float(diag)), np.full(n - 1, float(upper))],
-        offsets=[-1, 0, 1],
-        shape=(n, n),
-        format="csr",
-    )
-
-
-def canonical(A):
-    """Return ``A`` as a canonical float64 ``csr_array`` without stored zeros."""
-    A = sp.csr_array(A, dtype=np.float64)
-    A.sum_duplicates()
-    A.eliminate_zeros()
-    A.sort_indices()
-    return A
 
 
 def _identity_rows(A, rows):
@@ -73,19 +56,8 @@ def _identity_rows(A, rows):
 def _normalize(A):
     """Divide by ``max|A_ij|`` as the seed does."""
     if sp.issparse(A):
-        return canonical(A / np.abs(A.data).max())
+        return canonical_csr(A / np.abs(A.data).max())
     return A / np.abs(A).max()
-
-
-def _check_float(value, name, *, positive=False, nonnegative=False):
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}.")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}.")
-    if nonnegative and value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}.")
-    return value
 
 
 def seed_laplace_1d(n=256):
@@ -106,7 +78,7 @@ def seed_laplace_1d(n=256):
     scipy.sparse.csr_array
     """
     n = check_positive_int(n, "n")
-    return canonical(tridiag(n, -1, 2, -1))
+    return canonical_csr(tridiag(n, -1, 2, -1))
 
 
 def seed_convection_diffusion_1d(n=256, *, eps=0.1, beta=1.0):
@@ -139,8 +111,8 @@ def seed_convection_diffusion_1d(n=256, *, eps=0.1, beta=1.0):
     scipy.sparse.csr_array
     """
     n = check_positive_int(n, "n", minimum=2)
-    eps = _check_float(eps, "eps", positive=True)
-    beta = _check_float(beta, "beta", nonnegative=True)
+    eps = check_float(eps, "eps", positive=True)
+    beta = check_float(beta, "beta", nonnegative=True)
     h = 1.0 / (n - 1)
     D = (eps / h**2) * tridiag(n, -1, 2, -1)
     conv = (beta / h) * tridiag(n, -1, 1, 0)
@@ -175,8 +147,8 @@ def seed_convection_diffusion_2d(n=16, *, eps=0.1, beta=1.0):
     scipy.sparse.csr_array
     """
     n = check_positive_int(n, "n", minimum=2)
-    eps = _check_float(eps, "eps", positive=True)
-    beta = _check_float(beta, "beta")
+    eps = check_float(eps, "eps", positive=True)
+    beta = check_float(beta, "beta")
     h = 1.0 / (n - 1)
     eye = sp.eye_array(n, format="csr")
     L1 = (eps / h**2) * tridiag(n, -1, 2, -1)
@@ -262,8 +234,8 @@ def seed_rbf_kernel(n=256, *, length_scale=0.2, nugget=1e-4):
     numpy.ndarray
     """
     n = check_positive_int(n, "n")
-    length_scale = _check_float(length_scale, "length_scale", positive=True)
-    nugget = _check_float(nugget, "nugget", nonnegative=True)
+    length_scale = check_float(length_scale, "length_scale", positive=True)
+    nugget = check_float(nugget, "nugget", nonnegative=True)
     x = np.linspace(0.0, 1.0, n)
     kernel = np.exp(-(np.subtract.outer(x, x) ** 2) / (2.0 * length_scale**2))
     return _normalize(kernel + nugget * np.eye(n))
@@ -288,4 +260,4 @@ def seed_laplace_2d(n=16):
     n = check_positive_int(n, "n")
     eye = sp.eye_array(n, format="csr")
     L1 = tridiag(n, -1, 2, -1)
-    return canonical(sp.kron(eye, L1) + sp.kron(L1, eye))
+    return canonical_csr(sp.kron(eye, L1) + sp.kron(L1, eye))

@@ -20,6 +20,15 @@ grid_shape
 load_matrix
     Read any square real Matrix Market file.
 
+Modules
+-------
+``pde``, ``seed``, ``real``
+    The generators of kinds ``'pde'`` and ``'kernel'``, ``'seed'``, ``'real'``.
+``family``
+    :class:`~learned_precond.problems.family.MatrixFamily`: deterministic data
+    sets of one PDE family (what the SPAI generator trains on); not in the
+    registry, whose entries are single matrices.
+
 Kinds
 -----
 ``'seed'``
@@ -63,8 +72,8 @@ from functools import partial
 
 import numpy as np
 
-from . import _gallery_real
-from ._gallery_pde import (
+from . import family, real
+from .pde import (
     anisotropic_2d,
     biharmonic_1d,
     biharmonic_2d,
@@ -77,8 +86,8 @@ from ._gallery_pde import (
     laplace_3d,
     rbf_kernel,
 )
-from ._gallery_real import bundled_matrix_path, load_matrix
-from ._gallery_seed import (
+from .real import bundled_matrix_path, load_matrix
+from .seed import (
     seed_biharmonic_1d,
     seed_biharmonic_2d,
     seed_convection_diffusion_1d,
@@ -253,9 +262,9 @@ for _f, _sym, _def, _grid in [
 for _f in (rbf_kernel, exponential_kernel):
     _add(_f, kind="kernel", symmetric=True, definite="spd", grid=_grid_1d)
 
-for _m in _gallery_real.BUNDLED.values():
+for _m in real.BUNDLED.values():
     _add(
-        partial(_gallery_real.load_bundled, _m.name),
+        partial(real.load_bundled, _m.name),
         kind="real",
         name=_m.name,
         symmetric=_m.symmetric,
@@ -264,9 +273,9 @@ for _m in _gallery_real.BUNDLED.values():
         description=_m.description,
         defaults={},
     )
-for _m in _gallery_real.PYAMG_EXAMPLES.values():
+for _m in real.PYAMG_EXAMPLES.values():
     _add(
-        partial(_gallery_real.load_pyamg_example, _m.name),
+        partial(real.load_pyamg_example, _m.name),
         kind="real",
         name=_m.name,
         symmetric=_m.symmetric,

@@ -1,9 +1,10 @@
 """Safe save/load of SPAI preconditioners and SPAI generators: ``.npz`` + JSON.
 
-Same rules as :mod:`learned_precond.io`: ``numpy.load(..., allow_pickle=False)``
-reads plain arrays only, metadata is JSON, and every array is checked for
-name, shape, dtype and finiteness (and a sparse factor for a valid CSR
-structure) before an object is rebuilt, so a crafted or corrupt file raises
+Same rules as :mod:`learned_precond.io`, whose reader and writer it uses:
+``numpy.load(..., allow_pickle=False)`` reads plain arrays only, metadata is
+JSON, and every array is checked for name, shape, dtype and finiteness (and
+a sparse factor for a valid CSR structure) before an object is rebuilt, so a
+crafted or corrupt file raises
 :class:`~learned_precond.exceptions.ModelFileError` with a clear message.
 """
 
@@ -13,14 +14,19 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .exceptions import ModelFileError
-from .io import read_npz, write_npz
+from ..exceptions import ModelFileError
+from ..io import read_npz, write_npz
+from .certificate import spd_certificate
+from .nets import SPAINet
+from .report import SPAIReport, TrainingReport
 
 __all__ = ["save_spai", "load_spai", "save_generator", "load_generator"]
 
 SPAI_FORMAT = "learned_precond.SPAI"
 GENERATOR_FORMAT = "learned_precond.SPAIGenerator"
 VERSION = 1
+
+
 def _json_scalars(obj):
     """Keep the entries of a dict that are finite JSON scalars (for reports)."""
     return {k: v for k, v in obj.items()
@@ -48,8 +54,6 @@ def save_spai(M, path):
 
 def load_spai(cls, path):
     """Rebuild a SPAI written by :func:`save_spai`."""
-    from .spai import SPAIReport, spd_certificate
-
     arrays, meta = read_npz(path, SPAI_FORMAT, "SPAI", VERSION)
     try:
         n = int(meta["n"])
@@ -132,9 +136,6 @@ def _check_config(config, path):
 
 def load_generator(cls, path):
     """Rebuild a SPAIGenerator written by :func:`save_generator`."""
-    from ._spai_nets import SPAINet
-    from .family import TrainingReport
-
     arrays, meta = read_npz(path, GENERATOR_FORMAT, "SPAIGenerator", VERSION)
     config = meta.get("config")
     _check_config(config, path)

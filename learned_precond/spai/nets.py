@@ -1,6 +1,6 @@
 r"""Graph networks of the SPAI generator: features, gated message passing, the cVAE.
 
-Private helper of :mod:`learned_precond.family`. Everything works on a
+Used by :mod:`learned_precond.spai.generator`. Everything works on a
 *disjoint union* of graphs (a batch): node arrays are concatenated, edge
 endpoints are offset, and each matrix keeps its own size, so one model is
 trained and evaluated on matrices of any size.
@@ -31,6 +31,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from .pattern import csr_entries
+
 __all__ = ["GraphBatch", "SPAINet", "graph_features", "inverse_features", "N_NODE", "N_EDGE"]
 
 N_NODE = 4
@@ -57,8 +59,6 @@ def graph_features(As, P, d):
         ``node`` (N, 4), ``edge`` (E, 3), ``src``/``dst`` (E,), ``edge_pos``
         (E,) positions of the edges in ``P.data`` and ``diag_pos`` (N,).
     """
-    from .spai import _lookup
-
     n = As.shape[0]
     rows = np.repeat(np.arange(n), np.diff(P.indptr))
     cols = P.indices
@@ -75,10 +75,10 @@ def graph_features(As, P, d):
     node = np.stack(
         [offsum, abssum, logd - nbr_mean, count / max(count.max(), 1.0)], axis=1
     )
-    a_ij = _lookup(As, dst, src)
+    a_ij = csr_entries(As, dst, src)
     As2 = sp.csr_array(As @ As)
     As2.sort_indices()
-    a2_ij = _lookup(As2, dst, src)
+    a2_ij = csr_entries(As2, dst, src)
     in_a = (a_ij != 0).astype(np.float64)
     edge = np.stack([a_ij, a2_ij, in_a], axis=1)
     diag_pos = np.flatnonzero(~off)

@@ -1,6 +1,6 @@
 """Real test matrices: Matrix Market files and pyamg's bundled examples.
 
-Private helper of :mod:`learned_precond.problems`; use the registry there
+Registry kind ``'real'`` of :mod:`learned_precond.problems`; use the registry
 (``problems.get("sherman1")``) or :func:`learned_precond.problems.load_matrix`.
 
 The eleven SuiteSparse / Harwell-Boeing matrices ship inside the package
