@@ -107,9 +107,9 @@ def worker(args):
         late = np.zeros(1)
         if comm.getRank() == 0 and time.time() > args.deadline:
             late[0] = 1
-        from learned_precond.petsc import _allgather
+        from learned_precond.petsc.convert import allgather
 
-        if _allgather(late, comm)[0, 0]:
+        if allgather(late, comm)[0, 0]:
             row["skipped"] = "time budget of the run spent"
             rows.append(row)
             continue

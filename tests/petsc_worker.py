@@ -178,18 +178,19 @@ def check_save_and_load_per_rank():
     """Per-rank model files: save at fit, load in a new solve, same iterations and solution."""
     from petsc4py import PETSc
 
-    from learned_precond.petsc import _allgather, solve
+    from learned_precond.petsc import solve
+    from learned_precond.petsc.convert import allgather
 
     comm = PETSc.COMM_WORLD
     A, b, ref = _problem("poisson")
     # one file name pattern for all ranks: rank 0's random token, shared
-    token = int(_allgather([np.random.default_rng().integers(2**40)], comm)[0, 0])
+    token = int(allgather([np.random.default_rng().integers(2**40)], comm)[0, 0])
     folder = os.environ.get("LP_PETSC_TMP") or tempfile.gettempdir()
     pattern = str(Path(folder) / f"lp_petsc_{token}_{{rank}}of{{size}}.npz")
     fitted = solve(A, b, pc="asm", method="learned_lu", fit_options=_opts(), save=pattern,
                    rtol=1e-10)
     mine = Path(pattern.format(rank=comm.getRank(), size=comm.getSize()))
-    exists = _allgather([float(mine.is_file())], comm)[:, 0]
+    exists = allgather([float(mine.is_file())], comm)[:, 0]
     loaded = solve(A, b, pc="asm", method="learned_lu", load=pattern, rtol=1e-10)
     out = {"files": exists.tolist(), "its_fitted": fitted.iterations,
            "its_loaded": loaded.iterations, "max_dx": float(np.abs(fitted.x - loaded.x).max())}
