@@ -32,6 +32,8 @@ import numba
 import numpy as np
 import torch
 
+from ._convert import to_numpy
+
 __all__ = ["PackedBlockDiagonal", "PackedLower", "pack_lower", "solve_lower",
            "solve_lower_torch"]
 
@@ -157,20 +159,19 @@ def _compact(E):
 
 
 def pack_lower(p, M, P, Dinv=None):
-    """Pack a lower-block parameter dict (torch, full-length arrays) for the kernel.
+    """Pack a lower-block parameter dict (full-length arrays) for the kernel.
 
     Parameters
     ----------
     p : dict
-        As returned by ``GFMMBlock.params()`` or ``transpose_params``.
+        As returned by ``GFMMBlock.params()`` or ``transpose_params`` (torch),
+        or the same arrays in numpy.
     M, P : int
         Leaves and block size.
     Dinv : ndarray (M, P, P), optional
         Inverses of the diagonal blocks; None for a unit diagonal.
     """
-    def np64(t):
-        return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
-
+    np64 = to_numpy
     K = int(round(math.log2(M)))
     E = np.zeros((M, P, P))
     if M > 1:

@@ -55,13 +55,17 @@ operation on (possibly transformed) parameters.
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
+
+from ._convert import to_torch
 
 __all__ = [
     "GFMMBlock",
     "GFMMLayout",
     "apply_lower",
+    "full_params",
     "reverse_blocks",
     "transpose_params",
 ]
@@ -139,16 +143,44 @@ class GFMMBlock(nn.Module):
         self.layout = layout
         self.kind = kind
         self.unit_diagonal = bool(unit_diagonal)
-        M, P, r, K = layout.n_leaves, layout.block_size, layout.rank, layout.n_levels
         opts = {"dtype": dtype, "device": device}
+        shapes = self.parameter_shapes(layout, kind, unit_diagonal=unit_diagonal)
 
-        def zeros(*shape):
-            return nn.Parameter(torch.zeros(*shape, **opts))
+        def zeros(name):
+            return nn.Parameter(torch.zeros(*shapes[name], **opts))
 
-        self.D = None if unit_diagonal else nn.Parameter(
-            torch.eye(P, **opts).expand(M, P, P).clone())
-        self.E = zeros(M - 1, P, P) if M > 1 else None
-        self.E_up = zeros(M - 1, P, P) if kind == "general" and M > 1 else None
+        def levels(prefix):
+            names = sorted((k for k in shapes if k.startswith(prefix) and k[len(prefix):]
+                            .isdigit()), key=lambda k: int(k[len(prefix):]))
+            return nn.ParameterList([zeros(k) for k in names]) if names else None
+
+        P = layout.block_size
+        self.D = None if "D" not in shapes else nn.Parameter(
+            torch.eye(P, **opts).expand(*shapes["D"]).clone())
+        self.E = zeros("E") if "E" in shapes else None
+        self.E_up = zeros("E_up") if "E_up" in shapes else None
+        self.V = zeros("V") if "V" in shapes else None
+        self.U = zeros("U") if "U" in shapes else None
+        self.W, self.R, self.B = levels("W"), levels("R"), levels("B")
+        self.B_up = levels("B_up")
+
+    @staticmethod
+    def parameter_shapes(layout, kind="lower", *, unit_diagonal=False):
+        """Names and shapes of the stored parameters, without allocating any.
+
+        ``W``, ``R``, ``B`` (and ``B_up``) are per level: ``'W2'`` ... ``'WK'``,
+        ``'B1'`` ... ``'B(K-1)'``. This is the one definition of the layout
+        (the constructor allocates from it; loading a saved file checks the
+        stored arrays against it before reading them).
+        """
+        M, P, r, K = layout.n_leaves, layout.block_size, layout.rank, layout.n_levels
+        shapes = {}
+        if not unit_diagonal:
+            shapes["D"] = (M, P, P)
+        if M > 1:
+            shapes["E"] = (M - 1, P, P)
+            if kind == "general":
+                shapes["E_up"] = (M - 1, P, P)
         if layout.has_far_field:
             # In a triangular block the rightmost node of every level sends to
             # nobody, so the two children of its parent have no V (leaves) or W
@@ -156,37 +188,32 @@ class GFMMBlock(nn.Module):
             # two children of its parent have no U or R. Those edges are not
             # stored. A general block uses them all.
             trim = 0 if kind == "general" else 2
-            self.V = zeros(M - trim, P, r)
-            self.U = zeros(M - trim, P, r)
-            self.W = nn.ParameterList(
-                [zeros(2**lev - trim, r, r) for lev in range(2, K + 1)])
-            self.R = nn.ParameterList(
-                [zeros(2**lev - trim, r, r) for lev in range(2, K + 1)])
-            self.B = nn.ParameterList([zeros(2**lev - 1, r, r) for lev in range(1, K)])
-            self.B_up = (
-                nn.ParameterList([zeros(2**lev - 1, r, r) for lev in range(1, K)])
-                if kind == "general" else None
-            )
-        else:
-            self.V = self.U = self.W = self.R = self.B = self.B_up = None
+            shapes["V"] = shapes["U"] = (M - trim, P, r)
+            for lev in range(2, K + 1):
+                shapes[f"W{lev}"] = shapes[f"R{lev}"] = (2**lev - trim, r, r)
+            for lev in range(1, K):
+                shapes[f"B{lev}"] = (2**lev - 1, r, r)
+                if kind == "general":
+                    shapes[f"B_up{lev}"] = (2**lev - 1, r, r)
+        return shapes
 
     # -- parameter views ----------------------------------------------------
+    def stored(self):
+        """The stored parameters by the names of :meth:`parameter_shapes`."""
+        out = {name: getattr(self, name) for name in ("D", "E", "E_up", "V", "U")
+               if getattr(self, name) is not None}
+        for prefix, first in (("W", 2), ("R", 2), ("B", 1), ("B_up", 1)):
+            for i, t in enumerate(getattr(self, prefix) or ()):
+                out[f"{prefix}{first + i}"] = t
+        return out
+
     def params(self):
         """The lower-block parameter dict this block applies (see module doc).
 
         Per-node arrays are full length (M or 2**l); the edges a triangular
         block does not store are zero blocks here.
         """
-        if self.V is None or self.kind == "general":
-            V, U = self.V, self.U
-            W = list(self.W) if self.W is not None else None
-            R = list(self.R) if self.R is not None else None
-        else:
-            V, U = _pad_last(self.V), _pad_first(self.U)
-            W = [_pad_last(t) for t in self.W]
-            R = [_pad_first(t) for t in self.R]
-        return {"D": self.D, "E": self.E, "V": V, "U": U, "W": W, "R": R,
-                "B": list(self.B) if self.B is not None else None}
+        return full_params(self.stored(), self.kind)
 
     def set_far_field(self, p):
         """Copy far-field parameters given as :meth:`params` lays them out.
@@ -198,7 +225,7 @@ class GFMMBlock(nn.Module):
         trim = self.kind != "general"
 
         def t(a):
-            return torch.as_tensor(a, dtype=self.V.dtype).to(self.V.device)
+            return to_torch(a, dtype=self.V.dtype, device=self.V.device)
 
         with torch.no_grad():
             self.V.copy_(t(p["V"][:-2] if trim else p["V"]))
@@ -271,12 +298,53 @@ class GFMMBlock(nn.Module):
         return self.forward(eye)
 
 
+def full_params(stored, kind="lower"):
+    """The :meth:`GFMMBlock.params` dict from stored arrays (torch or numpy).
+
+    ``stored`` maps the names of :meth:`GFMMBlock.parameter_shapes` to arrays;
+    a triangular block's per-node arrays are padded with the zero blocks of
+    the edges it does not store.
+    """
+    def levels(prefix, first):
+        out, lev = [], first
+        while f"{prefix}{lev}" in stored:
+            out.append(stored[f"{prefix}{lev}"])
+            lev += 1
+        return out or None
+
+    V, U, W, R = stored.get("V"), stored.get("U"), levels("W", 2), levels("R", 2)
+    if V is not None and kind != "general":
+        V, U = _pad_last(V), _pad_first(U)
+        W = [_pad_last(t) for t in W]
+        R = [_pad_first(t) for t in R]
+    return {"D": stored.get("D"), "E": stored.get("E"), "V": V, "U": U, "W": W, "R": R,
+            "B": levels("B", 1)}
+
+
 def _pad_last(t):
+    if isinstance(t, np.ndarray):
+        return np.concatenate([t, np.zeros_like(t[:2])])
     return torch.cat([t, torch.zeros_like(t[:2])])
 
 
 def _pad_first(t):
+    if isinstance(t, np.ndarray):
+        return np.concatenate([np.zeros_like(t[:2]), t])
     return torch.cat([torch.zeros_like(t[:2]), t])
+
+
+def _flip(t):
+    if t is None:
+        return None
+    return t[::-1] if isinstance(t, np.ndarray) else torch.flip(t, dims=(0,))
+
+
+def _flip_transpose(t):
+    if t is None:
+        return None
+    if isinstance(t, np.ndarray):
+        return np.swapaxes(t[::-1], -1, -2)
+    return torch.flip(t, dims=(0,)).transpose(-1, -2)
 
 
 def _randn(shape, generator, like):
@@ -289,21 +357,18 @@ def reverse_blocks(Xb):
 
 
 def transpose_params(p):
-    """Parameters of ``rev . L^T . rev`` as a lower block (see module doc)."""
-    def flipT(t):
-        return None if t is None else torch.flip(t, dims=(0,)).transpose(-1, -2)
+    """Parameters of ``rev . L^T . rev`` as a lower block (see module doc).
 
-    def flip(t):
-        return None if t is None else torch.flip(t, dims=(0,))
-
+    Works on torch tensors and on numpy arrays alike.
+    """
     return {
-        "D": flipT(p["D"]),
-        "E": flipT(p["E"]),
-        "V": flip(p["U"]),
-        "U": flip(p["V"]),
-        "W": None if p["R"] is None else [flip(t) for t in p["R"]],
-        "R": None if p["W"] is None else [flip(t) for t in p["W"]],
-        "B": None if p["B"] is None else [flipT(t) for t in p["B"]],
+        "D": _flip_transpose(p["D"]),
+        "E": _flip_transpose(p["E"]),
+        "V": _flip(p["U"]),
+        "U": _flip(p["V"]),
+        "W": None if p["R"] is None else [_flip(t) for t in p["R"]],
+        "R": None if p["W"] is None else [_flip(t) for t in p["W"]],
+        "B": None if p["B"] is None else [_flip_transpose(t) for t in p["B"]],
     }
 
 

@@ -406,7 +406,7 @@ def test_load_rejects_crafted_files(tmp_path):
     # arrays of the wrong shape
     with np.load(good) as data:
         arrays = {k: data[k] for k in data.files}
-    key = next(k for k in arrays if k.startswith("param/"))
+    key = next(k for k in arrays if k.startswith("L/"))  # a factor array
     arrays[key] = np.zeros((3, 3))
     bad = tmp_path / "shape.npz"
     np.savez(bad, **arrays)
