@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts ``scaling.py`` and ``amortized.py``.
+"""Helpers shared by the benchmark scripts (scaling, amortized, spai, seed_table, ...).
 
 Timing (medians over repeats, in one run), fitting with the options recorded,
 the run's environment for the generated pages, markdown tables, log-log
@@ -33,6 +33,7 @@ __all__ = [
     "format_ratio",
     "format_seconds",
     "format_slope",
+    "git_state",
     "load_average",
     "loglog_slope",
     "markdown_table",
@@ -230,19 +231,30 @@ def _cpu_model():
     return platform.processor() or "unknown CPU"
 
 
-def _git_commit():
+def git_state(*paths, untracked=False):
+    """``(short commit, dirty)``: HEAD and whether ``paths`` (default all) differ from it.
+
+    ``untracked`` counts untracked files as changes. ``('unknown', False)``
+    outside a git checkout.
+    """
+    status = ["git", "status", "--porcelain"] + ([] if untracked else ["--untracked-files=no"])
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-            text=True, check=True,
+            text=True, check=True, timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-            capture_output=True, text=True, check=True,
+            [*status, "--", *paths] if paths else status, cwd=REPO, capture_output=True,
+            text=True, check=True, timeout=10,
         ).stdout.strip()
-        return commit + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+    return commit or "unknown", bool(dirty)
+
+
+def _git_commit():
+    commit, dirty = git_state()
+    return commit + (" (with uncommitted changes)" if dirty else "")
 
 
 def load_average():
@@ -316,12 +328,13 @@ def format_slope(s):
 
 
 def markdown_table(headers, rows):
-    """A GitHub markdown table; cells are converted with ``str``."""
+    """A GitHub markdown table; cells are converted with ``str`` and ``|`` escaped."""
     lines = [
         "| " + " | ".join(headers) + " |",
         "|" + "|".join("---" for _ in headers) + "|",
     ]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
+              for row in rows]
     return "\n".join(lines)
 
 

@@ -170,7 +170,7 @@ class PreconditionerContract:
     max_iterations : dict
         ``(case, method) -> bound`` on the iteration count.
     holds_memory : bool
-        False when ``nbytes == 0`` is correct (the identity).
+        False when ``nbytes`` must be 0 (the identity holds no arrays).
     accepts_operator : bool
         True when ``fit`` accepts a LinearOperator (needs no entries).
     exact_inverse : bool
@@ -349,7 +349,7 @@ class PreconditionerContract:
         if self.holds_memory:
             assert nbytes > 0
         else:
-            assert nbytes >= 0
+            assert nbytes == 0
 
     def test_setup_time(self):
         t = self.M.setup_time

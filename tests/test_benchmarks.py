@@ -141,12 +141,36 @@ def test_apply_and_memory(tiny_suite):
     assert np.all(np.isfinite(M @ np.ones(64)))
 
 
-def test_fit_benchmarks_fit(tiny_suite):
+def test_fit_benchmarks_fit(tiny_suite, monkeypatch):
+    # time_setup and peakmem_setup must each run one whole fit of the named
+    # preconditioner on the benchmark's matrix, and what they fit must precondition it.
+    from learned_precond import get_preconditioner
+
+    fits = []
+    real_fit = preconditioners.fit
+
+    def recording_fit(name, problem):
+        M = real_fit(name, problem)
+        fits.append((name, problem, M))
+        return M
+
+    monkeypatch.setattr(preconditioners, "fit", recording_fit)
     bench = preconditioners.Fit()
+    args = ("convection_diffusion_2d_vortex", "small")
     for name in ("amg", "learned_lu"):
-        bench.setup("convection_diffusion_2d_vortex", "small", name)
-        bench.time_setup("convection_diffusion_2d_vortex", "small", name)
-        bench.peakmem_setup("convection_diffusion_2d_vortex", "small", name)
+        bench.setup(*args, name)
+        assert bench.problem.A.shape == (64, 64)
+        assert bench.time_setup(*args, name) is None  # asv times the call, not a value
+        bench.peakmem_setup(*args, name)
+    assert [name for name, _, _ in fits] == ["amg", "amg", "learned_lu", "learned_lu"]
+    A = fits[0][1].A
+    b = common.rhs(A)
+    unpreconditioned = common.run_solve(A, b, None, "gmres").iterations
+    for name, problem, M in fits:
+        assert problem.A is A  # the benchmark's own matrix, built once in setup
+        assert type(M) is get_preconditioner(name) and M.shape == A.shape
+        result = common.run_solve(A, b, M, "gmres")
+        assert result.converged and result.iterations < unpreconditioned, (name, result)
 
 
 def test_failed_learned_lu_fit_fails_only_its_combination(tiny_suite):

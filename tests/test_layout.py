@@ -154,3 +154,23 @@ def test_lazy_top_level_stays_light(module):
                          cwd=PACKAGE_DIR.parent, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", [
+    "learned_precond._format",
+    "learned_precond._structure",
+    "learned_precond.baselines",
+    "learned_precond.compare",
+    "learned_precond.spai.operator",
+    "learned_precond.spai.generator",
+    "learned_precond.petsc.pc",
+])
+def test_docstring_examples(name):
+    # (the gallery's modules are run by tests/test_problems.py)
+    import doctest
+    import importlib
+
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no examples to run"
+    assert result.failed == 0

@@ -602,6 +602,7 @@ def test_load_matrix_errors(tmp_path):
     "module", [problems, problems.real, problems.seed, problems.pde, problems.family])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{module.__name__} has no examples to run"
     assert result.failed == 0
 
 

@@ -1,8 +1,9 @@
-"""Smoke tests of benchmarks/seed_table.py: structure and finiteness, not numbers."""
+"""Smoke tests of benchmarks/seed_table.py and its pieces: structure and finiteness."""
 
-import importlib.util
 import math
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,15 +12,31 @@ from learned_precond import problems
 
 pytest.importorskip("torch")
 
-_SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "seed_table.py"
+_BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+if str(_BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(_BENCHMARKS))
+
+from _seed_table.blog import goal_status  # noqa: E402
+from _seed_table.cases import DIFFUSION_PRECONDITIONERS, MAIN_CASES, config  # noqa: E402
+from _seed_table.document import (  # noqa: E402
+    section_ablation,
+    section_diffusion,
+    section_hierarchy,
+    section_main,
+)
+from _seed_table.experiments import ablation_configs  # noqa: E402
+from _seed_table.figures import plot_diffusion, plot_heatmaps  # noqa: E402
+from _seed_table.measure import learned_a_hat, learned_a_hat_dense, measure  # noqa: E402
+from _seed_table.prose import section_prose  # noqa: E402
+from _seed_table.text import fmt, fmt_iterations  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def seed_table():
-    spec = importlib.util.spec_from_file_location("seed_table", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def test_script_command_line():
+    # The documented command (`python benchmarks/seed_table.py [--quick]`) still parses.
+    out = subprocess.run([sys.executable, str(_BENCHMARKS / "seed_table.py"), "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--quick" in out.stdout and "--only" in out.stdout
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +45,8 @@ def small_matrix():
 
 
 @pytest.fixture(scope="module")
-def dense_measurement(seed_table, small_matrix):
-    return seed_table.measure(
+def dense_measurement(small_matrix):
+    return measure(
         small_matrix, fit_options=dict(block_size=16, max_steps=2), n_samples=8,
         baselines=("none", "jacobi"), keep_error_matrix=True)
 
@@ -41,7 +58,7 @@ def _check_iterations(entry):
     assert isinstance(converged, bool)
 
 
-def test_measure_dense_structure(seed_table, dense_measurement):
+def test_measure_dense_structure(dense_measurement):
     m = dense_measurement
     assert m.N == 64 and m.dense and not m.fit_error
     for name in ("E_A", "E_A_rel", "E_A_probe", "e_x", "e_b", "e_x_solver", "e_b_solver",
@@ -57,79 +74,78 @@ def test_measure_dense_structure(seed_table, dense_measurement):
 
 
 @pytest.mark.filterwarnings("ignore::learned_precond.FitConvergenceWarning")
-def test_dense_a_hat_helper_agrees_with_preconditioner(seed_table, small_matrix):
+def test_dense_a_hat_helper_agrees_with_preconditioner(small_matrix):
     # A_hat = L U is the inverse of M = U^-1 L^-1: M A_hat = I.
     from learned_precond import LearnedLU
 
     M = LearnedLU.fit(small_matrix, block_size=16, init="random", max_steps=2, seed=1)
-    A_hat = seed_table.learned_a_hat_dense(M)
+    A_hat = learned_a_hat_dense(M)
     assert A_hat.shape == (64, 64)
     np.testing.assert_allclose(M.matmat(A_hat), np.eye(64), atol=1e-6)
     x = np.random.default_rng(0).standard_normal(64)
-    np.testing.assert_allclose(seed_table.learned_a_hat(M).rmatvec(x), A_hat.T @ x,
-                               atol=1e-10)
+    np.testing.assert_allclose(learned_a_hat(M).rmatvec(x), A_hat.T @ x, atol=1e-10)
 
 
-def test_measure_sparse_path(seed_table, small_matrix):
-    m = seed_table.measure(small_matrix, fit_options=dict(block_size=16, max_steps=2),
-                           n_samples=4, baselines=("none",), dense=False)
+def test_measure_sparse_path(small_matrix):
+    m = measure(small_matrix, fit_options=dict(block_size=16, max_steps=2),
+                n_samples=4, baselines=("none",), dense=False)
     assert not m.dense and math.isnan(m.E_A)
     assert math.isfinite(m.E_A_probe) and math.isfinite(m.cond_A_hat) and m.cond_A > 1
     _check_iterations(m.iterations["learned_lu"])
     assert m.solver.startswith("SuperLU")
 
 
-def test_goal_status(seed_table, dense_measurement):
+def test_goal_status(dense_measurement):
     m = dense_measurement
     blog = dict(E_A=1e30)
-    met, reasons = seed_table.goal_status(m, blog)
+    met, reasons = goal_status(m, blog)
     assert met == (not reasons)
     tiny = dict(E_A=m.E_A)  # our E_A equal to the blog's: not a tenth of it
-    met, reasons = seed_table.goal_status(m, tiny)
+    met, reasons = goal_status(m, tiny)
     assert not met and any("blog/10" in r for r in reasons)
 
 
-def test_document_sections_render(seed_table, dense_measurement, tmp_path):
+def test_document_sections_render(dense_measurement, tmp_path):
     # Every section and the generated prose render from (reused) measurements.
     m = dense_measurement
-    cfg = seed_table.config(True)
-    main = {case.key: m for case in seed_table.MAIN_CASES}
-    text = seed_table.section_main(main, cfg)
-    assert text.count("\n| ") >= len(seed_table.MAIN_CASES)
+    cfg = config(True)
+    main = {case.key: m for case in MAIN_CASES}
+    text = section_main(main, cfg)
+    assert text.count("\n| ") >= len(MAIN_CASES)
     assert "goal met?" in text
     ablations = [(problem, "tricks/init/loss", opts, m)
                  for problem in ("seed_laplace_1d", "seed_rbf_kernel")
-                 for opts in seed_table.ablation_configs(cfg)]
+                 for opts in ablation_configs(cfg)]
     ablations += [("seed_laplace_2d", "ordering", dict(ordering=o), m)
                   for o in ("natural", "bisection")]
-    assert "ordering" in seed_table.section_ablation(ablations, cfg)
+    assert "ordering" in section_ablation(ablations, cfg)
     hierarchy = [("laplace_2d", 8, m), ("laplace_2d", 16, m)]
-    assert "laplace_2d" in seed_table.section_hierarchy(hierarchy, ["a cap"], cfg)
+    assert "laplace_2d" in section_hierarchy(hierarchy, ["a cap"], cfg)
     entry = dict(iterations=3, converged=True, nbytes=100, count=10, count_kind="nonzeros",
                  symmetric=True, setup=0.1)
     diffusion = [dict(n=8, N=64, entries={name: dict(entry)
-                                           for name in seed_table.DIFFUSION_PRECONDITIONERS})]
-    capped = {name: dict(entry) for name in seed_table.DIFFUSION_PRECONDITIONERS}
+                                           for name in DIFFUSION_PRECONDITIONERS})]
+    capped = {name: dict(entry) for name in DIFFUSION_PRECONDITIONERS}
     capped["none"] = {"skipped": "not converged at n = 8"}
     capped["learned_lu"] = None
     diffusion.append(dict(n=16, N=256, entries=capped))
-    text = seed_table.section_diffusion(diffusion, "a cap", cfg)
+    text = section_diffusion(diffusion, "a cap", cfg)
     assert "| 8 | 64 |" in text and "skipped (not converged at n = 8)" in text
     assert "skipped (size cap)" in text and "Size cap: a cap." in text
-    prose = seed_table.section_prose(main, ablations, hierarchy, diffusion)
+    prose = section_prose(main, ablations, hierarchy, diffusion)
     for heading in ("**Operator error.**", "**Conditioning.**", "**GMRES.**",
                     "**The blog's tricks, 1-D Laplacian**", "**Ordering, seed_laplace_2d:**",
                     "**Where the hierarchy matters**", "**Seed 003's comparison**"):
         assert heading in prose
-    paths = seed_table.plot_heatmaps(main, ablations, tmp_path)
-    paths += seed_table.plot_diffusion(diffusion, tmp_path)
+    paths = plot_heatmaps(main, ablations, tmp_path)
+    paths += plot_diffusion(diffusion, tmp_path)
     assert len(paths) == 4
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
 
 
-def test_fmt(seed_table):
-    assert seed_table.fmt(math.inf) == "inf"
-    assert seed_table.fmt(None) == "—"
-    assert seed_table.fmt(float("nan")) == "—"
-    assert seed_table.fmt(1.5e-7) == "1.50e-07"
-    assert seed_table.fmt_iterations((12, False)) == "12 (not converged)"
+def test_fmt():
+    assert fmt(math.inf) == "inf"
+    assert fmt(None) == "—"
+    assert fmt(float("nan")) == "—"
+    assert fmt(1.5e-7) == "1.50e-07"
+    assert fmt_iterations((12, False)) == "12 (not converged)"

@@ -66,6 +66,12 @@ def laplace_2d(n=32):
     Returns
     -------
     scipy.sparse.csr_array
+
+    Examples
+    --------
+    >>> A = laplace_2d(3)              # 9 unknowns; the centre one has four neighbours
+    >>> A.shape, A.nnz, float(A[4, 4]), [float(A[4, j]) for j in (1, 3, 5, 7)]
+    ((9, 9), 33, 4.0, [-1.0, -1.0, -1.0, -1.0])
     """
     n = check_positive_int(n, "n")
     eye = sp.eye_array(n, format="csr")

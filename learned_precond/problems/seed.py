@@ -76,6 +76,11 @@ def seed_laplace_1d(n=256):
     Returns
     -------
     scipy.sparse.csr_array
+
+    Examples
+    --------
+    >>> seed_laplace_1d(4).toarray()[1]
+    array([-1.,  2., -1.,  0.])
     """
     n = check_positive_int(n, "n")
     return canonical_csr(tridiag(n, -1, 2, -1))
