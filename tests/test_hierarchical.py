@@ -1,0 +1,176 @@
+"""The hierarchical (compressed multifrontal) start on the nested-dissection tree."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator, cg, gmres
+
+from learned_precond import problems
+from learned_precond._hierarchical import (
+    hierarchical_factorization,
+    nested_dissection,
+    solve_reference,
+)
+
+
+def _laplace(n):
+    return sp.csr_array(problems.get("laplace_2d", n=n))
+
+
+def _convdiff(n):
+    return sp.csr_array(problems.get("convection_diffusion_2d", n=n, eps=1e-2,
+                                     velocity="vortex"))
+
+
+def _dense_M(f, tree, n, transposed=False):
+    E = np.eye(n)[tree.perm]
+    cols = f.solve_transposed(E) if transposed else f.solve(E)
+    M = np.empty((n, n))
+    M[tree.perm] = cols
+    return M
+
+
+def _ancestors(parent, t):
+    out = set()
+    while t >= 0:
+        out.add(t)
+        t = parent[t]
+    return out
+
+
+@pytest.mark.parametrize("leaf_size", [4, 16, 64])
+def test_tree_is_a_nested_dissection(leaf_size):
+    A = _laplace(20)
+    tree = nested_dissection(A, leaf_size=leaf_size)
+    n = A.shape[0]
+    assert np.array_equal(np.sort(tree.perm), np.arange(n))
+    owner = np.empty(n, dtype=np.int64)
+    owner[tree.perm] = np.repeat(np.arange(tree.n_nodes), tree.sizes)
+    # Post-order: every parent after its children.
+    has_parent = tree.parent >= 0
+    assert np.all(tree.parent[has_parent] > np.flatnonzero(has_parent))
+    # Separator property: an edge of A joins a node and one of its ancestors.
+    coo = sp.coo_array(A)
+    for i, j in zip(coo.row, coo.col, strict=True):
+        a, b = owner[i], owner[j]
+        assert a in _ancestors(tree.parent, b) or b in _ancestors(tree.parent, a)
+    leaves = np.setdiff1d(np.arange(tree.n_nodes), tree.parent)
+    assert tree.sizes[leaves].max() <= leaf_size
+
+
+@pytest.mark.parametrize(("make", "symmetric"),
+                         [(_laplace, True), (_laplace, False), (_convdiff, False)],
+                         ids=["laplace-cholesky", "laplace-lu", "convdiff-lu"])
+def test_tol_zero_is_the_exact_inverse(make, symmetric):
+    A = make(12)
+    n = A.shape[0]
+    tree = nested_dissection(A, leaf_size=8)
+    f, stats = hierarchical_factorization(A, tree, tol=0.0, symmetric=symmetric)
+    M = _dense_M(f, tree, n)
+    assert np.allclose(M @ A.toarray(), np.eye(n), atol=1e-10)
+    assert stats["truncated_nodes"] == 0
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_compiled_kernel_matches_reference(symmetric):
+    A = _laplace(40) if symmetric else _convdiff(40)
+    tree = nested_dissection(A, leaf_size=32)
+    f, stats = hierarchical_factorization(A, tree, tol=0.2, symmetric=symmetric)
+    assert stats["truncated_nodes"] > 0  # the low-rank paths are exercised
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((A.shape[0], 3))
+    X = f.solve(Y)
+    Xt = f.solve_transposed(Y)
+    for j in range(3):
+        np.testing.assert_allclose(X[:, j], solve_reference(f, Y[:, j]), atol=1e-12)
+        np.testing.assert_allclose(Xt[:, j], solve_reference(f, Y[:, j], transposed=True),
+                                   atol=1e-12)
+        np.testing.assert_allclose(f.solve(Y[:, j]), X[:, j], atol=1e-14)
+
+
+def test_transposed_solve_is_the_transpose():
+    A = _convdiff(36)
+    n = A.shape[0]
+    tree = nested_dissection(A, leaf_size=32)
+    f, _ = hierarchical_factorization(A, tree, tol=0.3, symmetric=False)
+    np.testing.assert_allclose(_dense_M(f, tree, n, transposed=True),
+                               _dense_M(f, tree, n).T, atol=1e-12)
+
+
+def test_symmetric_start_is_spd_after_truncation():
+    A = _laplace(40)
+    n = A.shape[0]
+    tree = nested_dissection(A, leaf_size=32)
+    f, stats = hierarchical_factorization(A, tree, tol=0.3, symmetric=True)
+    assert stats["truncated_nodes"] > 0
+    M = _dense_M(f, tree, n)
+    np.testing.assert_allclose(M, M.T, atol=1e-12)
+    assert np.linalg.eigvalsh((M + M.T) / 2).min() > 0
+
+
+def test_tolerance_trades_memory_for_iterations():
+    A = _laplace(64)
+    n = A.shape[0]
+    b = A @ np.ones(n)
+    tree = nested_dissection(A, leaf_size=32)
+    its, entries = [], []
+    for tol in (1e-3, 1e-1, 0.5):
+        f, stats = hierarchical_factorization(A, tree, tol=tol, symmetric=True)
+
+        def mv(v, f=f):
+            out = np.empty(n)
+            out[tree.perm] = f.solve(v[tree.perm])
+            return out
+
+        count = [0]
+        x, info = cg(A, b, M=LinearOperator((n, n), matvec=mv), rtol=1e-8, maxiter=500,
+                     callback=lambda _: count.__setitem__(0, count[0] + 1))
+        assert info == 0
+        its.append(count[0])
+        entries.append(f.factor_entries)
+    assert its[0] <= its[1] <= its[2]
+    assert its[0] <= 5
+    assert entries[0] > entries[1] > entries[2]
+
+
+def test_rank_bounds_every_coupling():
+    A = _laplace(40)
+    tree = nested_dissection(A, leaf_size=32)
+    f, stats = hierarchical_factorization(A, tree, tol=0.0, rank=4, symmetric=True)
+    s, b, kl, _ = f.ranks()
+    truncated = np.diff(f.xloff) > 0
+    assert truncated.any()
+    assert kl[truncated].max() <= 4
+
+
+def test_nonsymmetric_start_converges_with_gmres():
+    A = _convdiff(48)
+    n = A.shape[0]
+    b = A @ np.ones(n)
+    tree = nested_dissection(A, leaf_size=32)
+    f, _ = hierarchical_factorization(A, tree, tol=1e-2, symmetric=False)
+
+    def mv(v):
+        out = np.empty(n)
+        out[tree.perm] = f.solve(v[tree.perm])
+        return out
+
+    x, info = gmres(A, b, M=LinearOperator((n, n), matvec=mv), rtol=1e-10, restart=50,
+                    maxiter=5)
+    assert info == 0
+    assert np.linalg.norm(b - A @ x) <= 1e-9 * np.linalg.norm(b)
+
+
+def test_disconnected_graph():
+    A = sp.block_diag([_laplace(6), _laplace(5), sp.eye_array(3)], format="csr")
+    n = A.shape[0]
+    tree = nested_dissection(A, leaf_size=4)
+    f, _ = hierarchical_factorization(A, tree, tol=0.0, symmetric=True)
+    assert np.allclose(_dense_M(f, tree, n) @ A.toarray(), np.eye(n), atol=1e-10)
+
+
+def test_indefinite_matrix_fails_cholesky_clearly():
+    A = sp.csr_array(_laplace(8) - 3.0 * sp.eye_array(64))
+    tree = nested_dissection(A, leaf_size=8)
+    with pytest.raises(np.linalg.LinAlgError, match="positive definite"):
+        hierarchical_factorization(A, tree, tol=0.0, symmetric=True)
