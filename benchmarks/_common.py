@@ -199,24 +199,19 @@ def available_memory_bytes():
 
 
 def parse_fit_options(items):
-    """Parse ``key=value`` strings (CLI ``--fit``) into a dict of Python values."""
+    """Parse ``key=value`` strings (CLI ``--fit``) into a dict of Python values.
+
+    Values are read as ``learned-precond --fit`` reads them (bool, None, int,
+    float, otherwise the string).
+    """
+    from learned_precond.cli import parse_value
+
     options = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise SystemExit(f"--fit expects key=value, got {item!r} (e.g. --fit max_steps=20).")
-        value = value.strip()
-        for convert in (int, float):
-            try:
-                options[key.strip()] = convert(value)
-                break
-            except ValueError:
-                continue
-        else:
-            lowered = value.lower()
-            options[key.strip()] = {"true": True, "false": False, "none": None}.get(
-                lowered, value
-            )
+        options[key.strip()] = parse_value(value)
     return options
 
 
@@ -305,14 +300,10 @@ def format_seconds(t):
 
 
 def format_bytes(n):
-    """Bytes in KiB / MiB / GiB."""
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover
+    """Bytes in KiB / MiB / GiB (3 significant digits); '-' when unknown."""
+    from learned_precond._format import format_bytes
+
+    return "-" if n is None else format_bytes(n, spec=".3g")
 
 
 def format_ratio(r):

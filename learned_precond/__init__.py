@@ -26,7 +26,8 @@ problems
     Gallery of test matrices (seed examples, PDE families, kernels, real
     matrices).
 compare
-    Side-by-side tables and convergence plots; the ``learned-precond`` CLI.
+    Side-by-side tables and convergence plots (the ``learned-precond``
+    command line that prints them is :mod:`learned_precond.cli`).
 PreconditionerSetupError, StructurallySingularError, FitConvergenceWarning,
 IllConditionedWarning, ModelFileError
     What goes wrong, and how to fix it.

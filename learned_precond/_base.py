@@ -11,7 +11,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from ._format import format_bytes
-from ._format import format_bytes as _format_bytes  # noqa: F401 - kept for lu/ until it moves (lu.py, pivoting.py)
+from ._format import format_bytes as _format_bytes  # noqa: F401 - kept for pivoting.py until it moves
 
 __all__ = ["Preconditioner"]
 

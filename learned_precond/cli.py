@@ -25,7 +25,7 @@ from ._validation import as_matrix
 from .exceptions import ModelFileError
 from .krylov import METHODS
 
-__all__ = ["main", "train_generator"]
+__all__ = ["main", "parse_value", "train_generator"]
 
 log = logging.getLogger("learned_precond.family")
 
@@ -258,12 +258,18 @@ def _fit_options(items, names):
                 f"--fit {item} sets an option of {target}, which is not in --precond "
                 f"({', '.join(names)})"
             )
-        options.setdefault(target, {})[key.strip().replace("-", "_")] = _coerce(value)
+        options.setdefault(target, {})[key.strip().replace("-", "_")] = parse_value(value)
     return options
 
 
-def _coerce(text):
-    """Interpret a --fit value as bool, None, int, float or (otherwise) str."""
+def parse_value(text):
+    """Interpret a ``--fit`` value as bool, None, int, float or (otherwise) str.
+
+    Examples
+    --------
+    >>> [parse_value(t) for t in ("true", "None", "200", "1e-3", " zorder ")]
+    [True, None, 200, 0.001, 'zorder']
+    """
     text = text.strip()
     lowered = text.lower()
     if lowered in ("true", "false"):

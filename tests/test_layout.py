@@ -160,6 +160,7 @@ def test_lazy_top_level_stays_light(module):
     "learned_precond._format",
     "learned_precond._structure",
     "learned_precond.baselines",
+    "learned_precond.cli",
     "learned_precond.compare",
     "learned_precond.spai.operator",
     "learned_precond.spai.generator",

@@ -72,7 +72,7 @@ from functools import partial
 
 import numpy as np
 
-from . import family, real
+from . import family, real  # noqa: F401 - family: problems.family.MatrixFamily
 from .pde import (
     anisotropic_2d,
     biharmonic_1d,
@@ -235,56 +235,42 @@ def _add(func, *, kind, symmetric, definite, grid, name=None, description=None, 
     _REGISTRY[name] = _Entry(func, info, grid if callable(grid) else (lambda p, g=grid: g))
 
 
-for _f, _sym, _def, _grid in [
-    (seed_laplace_1d, True, "spd", _grid_1d),
-    (seed_convection_diffusion_1d, False, "nonsymmetric", _grid_1d),
-    (seed_convection_diffusion_2d, False, "positive-real", _grid_2d),
-    (seed_biharmonic_1d, True, "spd", _grid_1d),
-    (seed_biharmonic_2d, True, "spd", _grid_2d),
-    (seed_rbf_kernel, True, "spd", _grid_1d),
-    (seed_laplace_2d, True, "spd", _grid_2d),
+for _kind, _table in [
+    ("seed", [
+        (seed_laplace_1d, True, "spd", _grid_1d),
+        (seed_convection_diffusion_1d, False, "nonsymmetric", _grid_1d),
+        (seed_convection_diffusion_2d, False, "positive-real", _grid_2d),
+        (seed_biharmonic_1d, True, "spd", _grid_1d),
+        (seed_biharmonic_2d, True, "spd", _grid_2d),
+        (seed_rbf_kernel, True, "spd", _grid_1d),
+        (seed_laplace_2d, True, "spd", _grid_2d),
+    ]),
+    ("pde", [
+        (laplace_1d, True, "spd", _grid_1d),
+        (laplace_2d, True, "spd", _grid_2d),
+        (laplace_3d, True, "spd", _grid_3d),
+        (convection_diffusion_1d, False, "positive-real", _grid_1d),
+        (convection_diffusion_2d, False, "positive-real", _grid_2d),
+        (biharmonic_1d, True, "spd", _grid_1d),
+        (biharmonic_2d, True, "spd", _grid_2d),
+        (diffusion_2d, True, "spd", _grid_2d),
+        (anisotropic_2d, True, "spd", _grid_2d),
+    ]),
+    ("kernel", [
+        (rbf_kernel, True, "spd", _grid_1d),
+        (exponential_kernel, True, "spd", _grid_1d),
+    ]),
 ]:
-    _add(_f, kind="seed", symmetric=_sym, definite=_def, grid=_grid)
+    for _f, _sym, _def, _grid in _table:
+        _add(_f, kind=_kind, symmetric=_sym, definite=_def, grid=_grid)
 
-for _f, _sym, _def, _grid in [
-    (laplace_1d, True, "spd", _grid_1d),
-    (laplace_2d, True, "spd", _grid_2d),
-    (laplace_3d, True, "spd", _grid_3d),
-    (convection_diffusion_1d, False, "positive-real", _grid_1d),
-    (convection_diffusion_2d, False, "positive-real", _grid_2d),
-    (biharmonic_1d, True, "spd", _grid_1d),
-    (biharmonic_2d, True, "spd", _grid_2d),
-    (diffusion_2d, True, "spd", _grid_2d),
-    (anisotropic_2d, True, "spd", _grid_2d),
-]:
-    _add(_f, kind="pde", symmetric=_sym, definite=_def, grid=_grid)
-
-for _f in (rbf_kernel, exponential_kernel):
-    _add(_f, kind="kernel", symmetric=True, definite="spd", grid=_grid_1d)
-
-for _m in real.BUNDLED.values():
-    _add(
-        partial(real.load_bundled, _m.name),
-        kind="real",
-        name=_m.name,
-        symmetric=_m.symmetric,
-        definite=_m.definite,
-        grid=_m.grid_shape,
-        description=_m.description,
-        defaults={},
-    )
-for _m in real.PYAMG_EXAMPLES.values():
-    _add(
-        partial(real.load_pyamg_example, _m.name),
-        kind="real",
-        name=_m.name,
-        symmetric=_m.symmetric,
-        definite=_m.definite,
-        grid=_m.grid_shape,
-        description=_m.description,
-        defaults={},
-    )
-del _f, _sym, _def, _grid, _m
+for _load, _matrices in [(real.load_bundled, real.BUNDLED),
+                         (real.load_pyamg_example, real.PYAMG_EXAMPLES)]:
+    for _m in _matrices.values():
+        _add(partial(_load, _m.name), kind="real", name=_m.name, symmetric=_m.symmetric,
+             definite=_m.definite, grid=_m.grid_shape, description=_m.description,
+             defaults={})
+del _kind, _table, _f, _sym, _def, _grid, _load, _matrices, _m
 
 
 def names(*, kind=None):

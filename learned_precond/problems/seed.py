@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from .._structure import canonical_csr
 from .._validation import check_positive_int
 from ._build import check_float, tridiag
+from .pde import biharmonic_2d, laplace_1d, laplace_2d, rbf_kernel
 
 __all__ = [
     "seed_laplace_1d",
@@ -82,8 +83,7 @@ def seed_laplace_1d(n=256):
     >>> seed_laplace_1d(4).toarray()[1]
     array([-1.,  2., -1.,  0.])
     """
-    n = check_positive_int(n, "n")
-    return canonical_csr(tridiag(n, -1, 2, -1))
+    return laplace_1d(n)
 
 
 def seed_convection_diffusion_1d(n=256, *, eps=0.1, beta=1.0):
@@ -207,10 +207,7 @@ def seed_biharmonic_2d(n=16):
     scipy.sparse.csr_array
     """
     n = check_positive_int(n, "n")
-    eye = sp.eye_array(n, format="csr")
-    L1 = tridiag(n, 1, -2, 1)
-    lap = sp.csr_array(sp.kron(L1, eye) + sp.kron(eye, L1))
-    return _normalize(lap @ lap + 1e-6 * sp.eye_array(n * n))
+    return _normalize(biharmonic_2d(n) + 1e-6 * sp.eye_array(n * n))  # (-L)^2 = L^2
 
 
 def seed_rbf_kernel(n=256, *, length_scale=0.2, nugget=1e-4):
@@ -238,12 +235,7 @@ def seed_rbf_kernel(n=256, *, length_scale=0.2, nugget=1e-4):
     -------
     numpy.ndarray
     """
-    n = check_positive_int(n, "n")
-    length_scale = check_float(length_scale, "length_scale", positive=True)
-    nugget = check_float(nugget, "nugget", nonnegative=True)
-    x = np.linspace(0.0, 1.0, n)
-    kernel = np.exp(-(np.subtract.outer(x, x) ** 2) / (2.0 * length_scale**2))
-    return _normalize(kernel + nugget * np.eye(n))
+    return _normalize(rbf_kernel(n, length_scale=length_scale, nugget=nugget))
 
 
 def seed_laplace_2d(n=16):
@@ -262,7 +254,4 @@ def seed_laplace_2d(n=16):
     -------
     scipy.sparse.csr_array
     """
-    n = check_positive_int(n, "n")
-    eye = sp.eye_array(n, format="csr")
-    L1 = tridiag(n, -1, 2, -1)
-    return canonical_csr(sp.kron(eye, L1) + sp.kron(L1, eye))
+    return laplace_2d(n)
