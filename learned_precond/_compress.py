@@ -22,7 +22,7 @@ far field that is exactly of GFMM form with rank ``r`` is reproduced exactly.
 The cost per tree level is ``O(nnz(F) r)`` for the projections, ``O(c (2r)^2)``
 for the Gram matrices (``c`` columns of F in use, at most N) and batched small
 eigenproblems; nothing dense of size N x N is formed. ``init='auto'`` runs it
-only up to ``lu._EXACT_START_MAX_N`` unknowns, because the exact LU it
+only up to ``lu.initialize.EXACT_START_MAX_N`` unknowns, because the exact LU it
 compresses grows faster than N.
 """
 

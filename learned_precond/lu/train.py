@@ -147,7 +147,8 @@ def train_stage(model, system, options, report, *, merit, merit_value, clock, ge
     Training gets what is left of ``time_budget`` (less a reserve for packing
     and checks), or the default limit ``max(30 s, 10 x report.start_seconds)``;
     the limit is recorded as ``report.train_limit``. Returns the kept model,
-    on the CPU in float64.
+    on the CPU in float64: the start itself (built in float64) when no step
+    improved it, whatever ``dtype`` training ran in.
     """
     from ._merit import fast_solve
 
@@ -155,6 +156,9 @@ def train_stage(model, system, options, report, *, merit, merit_value, clock, ge
                                               device=options.device)
     deadline, report.train_limit = clock.train_deadline(report.start_seconds,
                                                         reserve=2 * merit.pack_seconds)
+    start = model
+    if options.training_dtype != next(start.parameters()).dtype:
+        model = copy.deepcopy(start).to(options.training_dtype)
     try:
         converged = train(
             model, apply_A, apply_At, report, loss=options.loss,
@@ -170,6 +174,8 @@ def train_stage(model, system, options, report, *, merit, merit_value, clock, ge
             f"LearnedLU training diverged: {exc}. Try a smaller lr, a smaller "
             f"block_size, or init='block_jacobi'.", report=report) from exc
     report.converged = converged or report.stop_reason == "exact"
+    if report.best_step == 0:
+        model = start  # the start itself, not its rounding to the training dtype
     if report.stop_reason == "time_limit":
         report.notes.append(
             f"training stopped at the default time limit of {report.train_limit:.3g} s "
@@ -304,12 +310,21 @@ def train(model, apply_A, apply_At, report, *, loss="probe", transpose_loss=Fals
 
     best_val = validation() if initial_value is None else float(initial_value)
     report.val_history.append((0, best_val))
+    t = time.perf_counter()
     report.init_relative_error = _relative_error(model, Z_val, AZ_val)
+    # Until a step is timed: a step (forward and backward on n_probes columns)
+    # costs about two products on the validation probes.
+    timing["step"] = 2 * (time.perf_counter() - t)
     if max_steps == 0:
         report.stop_reason = "max_steps=0"
         report.relative_error = report.init_relative_error
         return False
-    if report.init_relative_error <= 1e-14:
+    # An exact start cannot improve: 1e-14 in double precision, the same
+    # number of ulps in single (whose rounding alone leaves ~1e-7, so a float32
+    # fit trained the exact start of a banded matrix for max_steps, and made it
+    # worse on the way).
+    exact = 1e-14 * float(torch.finfo(dtype).eps / torch.finfo(torch.float64).eps)
+    if report.init_relative_error <= exact:
         report.stop_reason = "exact"
         report.relative_error = report.init_relative_error
         return True
@@ -319,6 +334,32 @@ def train(model, apply_A, apply_At, report, *, loss="probe", transpose_loss=Fals
                 (model.U.D, model.U.E) if model.U is not None else ())):
             if p is not None:
                 p.requires_grad_(False)
+    def take_step(optimizer, frozen, rows):
+        """One optimizer step on fresh probes; the loss, or None after a recovery."""
+        t = time.perf_counter()
+        if loss == "identity":
+            Z, AZ, AtZ = Z_val, AZ_val, AtZ_val
+        else:
+            Z = probes(n_probes)
+            # 'preconditioned' applies A to its own probes M Z instead.
+            AZ = None if loss == "preconditioned" else apply_A(Z)
+            AtZ = apply_At(Z) if transpose_loss else None
+        optimizer.zero_grad(set_to_none=True)
+        value = objective(Z, AZ, AtZ, rows)
+        if not torch.isfinite(value):
+            _recover(model, best_state, optimizer, report)
+            return None
+        value.backward()
+        if frozen is not None:
+            for p, mask in zip(model.parameters(), frozen, strict=True):
+                if p.grad is not None:
+                    p.grad[mask] = 0
+        optimizer.step()
+        value = float(value.detach())
+        report.loss_history.append(value)
+        timing["step"] = time.perf_counter() - t
+        return value
+
     stages = _blockwise_stages(model) if blockwise else [None]
     best_state = copy.deepcopy(model.state_dict())
     steps_per_stage = max(1, max_steps // len(stages))
@@ -327,41 +368,25 @@ def train(model, apply_A, apply_At, report, *, loss="probe", transpose_loss=Fals
     step = last_eval = 0
     t0 = time.perf_counter()
     for rows in stages:
-        optimizer = torch.optim.Adam(
-            [p for p in model.parameters() if p.requires_grad], lr=lr)
+        optimizer = Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
         stall = 0
         stage_best = objective_value = math.inf
         for _ in range(steps_per_stage):
-            if out_of_time():
-                timed_out = True
-                break
-            t_step = time.perf_counter()
-            step += 1
-            if loss == "identity":
-                Z, AZ, AtZ = Z_val, AZ_val, AtZ_val
-            else:
-                Z = probes(n_probes)
-                # 'preconditioned' applies A to its own probes M Z instead.
-                AZ = None if loss == "preconditioned" else apply_A(Z)
-                AtZ = apply_At(Z) if transpose_loss else None
-            optimizer.zero_grad(set_to_none=True)
-            value = objective(Z, AZ, AtZ, rows)
-            if not torch.isfinite(value):
-                _recover(model, best_state, optimizer, report)
-                continue
-            value.backward()
-            if frozen is not None:
-                for p, mask in zip(model.parameters(), frozen, strict=True):
-                    if p.grad is not None:
-                        p.grad[mask] = 0
-            optimizer.step()
-            objective_value = float(value.detach())
-            report.loss_history.append(objective_value)
-            timing["step"] = time.perf_counter() - t_step
+            # No time left for one more step and its evaluation: evaluate the
+            # steps not yet evaluated (when that still fits) and stop.
+            last_chance = False
+            if out_of_time(timing["eval"] + timing["step"]):
+                if step == last_eval or out_of_time(timing["eval"]):
+                    timed_out = True
+                    break
+                last_chance = True
+            if not last_chance:
+                step += 1
+                value = take_step(optimizer, frozen, rows)
+                if value is None:  # non-finite loss: recovered from the best state
+                    continue
+                objective_value = value
             due = step % eval_every == 0 or step == max_steps
-            # Not enough time left for another step and an evaluation: evaluate
-            # now, so that the steps since the last evaluation can be kept.
-            last_chance = not due and out_of_time(timing["eval"] + timing["step"])
             if due or last_chance:
                 last_eval = step
                 val = validation() if rows is None else float(
@@ -421,6 +446,54 @@ def train(model, apply_A, apply_At, report, *, loss="probe", transpose_loss=Fals
     else:
         report.stop_reason = "tolerance" if converged else "max_steps"
     return converged
+
+
+class Adam:
+    """Adam with torch's defaults: the update of ``torch.optim.Adam`` (its CPU path).
+
+    Written out because the first ``torch.optim`` optimizer of a process
+    imports ``torch._dynamo``, which takes seconds: more than a small
+    ``time_budget`` (and than many fits). The update is the one torch
+    applies by default on the CPU (``_single_tensor_adam``: no weight decay,
+    no amsgrad), operation for operation, so the results are the same.
+    """
+
+    def __init__(self, params, *, lr, betas=(0.9, 0.999), eps=1e-8):
+        self.param_groups = [{"params": list(params), "lr": float(lr)}]
+        self.betas, self.eps = betas, eps
+        self.state = {}
+
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients."""
+        for p in self.param_groups[0]["params"]:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        """One update of every parameter that has a gradient."""
+        beta1, beta2 = self.betas
+        lr = self.param_groups[0]["lr"]
+        for p in self.param_groups[0]["params"]:
+            if p.grad is None:
+                continue
+            state = self.state.get(p)
+            if state is None:
+                state = self.state[p] = {
+                    # torch keeps the step count as a float32 scalar
+                    "step": torch.tensor(0.0, dtype=torch.float32),
+                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+                }
+            state["step"] += 1
+            exp_avg, exp_avg_sq, grad = state["exp_avg"], state["exp_avg_sq"], p.grad
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            step = state["step"].item()
+            bias_correction1 = 1 - beta1**step
+            bias_correction2 = 1 - beta2**step
+            step_size = lr / bias_correction1
+            denom = (exp_avg_sq.sqrt() / bias_correction2**0.5).add_(self.eps)
+            p.addcdiv_(exp_avg, denom, value=-step_size)
 
 
 def _largest_eigenvalue(model, apply_A, fast_solve, v, iters=10):

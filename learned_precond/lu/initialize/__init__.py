@@ -21,6 +21,8 @@ A fitted ``LearnedLU`` as ``init`` warm-starts from its factors (``warm``).
 
 import time
 
+import torch
+
 from . import block_jacobi, block_tridiagonal, exact_compressed, random, warm
 from ._build import BlockStart, StartUnavailable, build_model
 
@@ -48,7 +50,7 @@ RANK_TRAINED = 8
 #: to cost this many times what the block tridiagonal start cost (measured on
 #: 2-D Poisson, N = 4096 and 8192, including its evaluation), and tries it only
 #: when that fits in what is left.
-EXACT_START_COST_RATIO = 40.0
+EXACT_START_COST_RATIO = 12.0
 
 
 def default_rank(init, n_slots, is_operator):
@@ -81,13 +83,15 @@ def initialize(system, layout, options, report, *, symmetric, generator, new_mer
     Returns
     -------
     model : LUModel
-        On ``options.device``.
+        On ``options.device``, in float64.
     merit : callable
     merit_value : float or None
         ``merit(model)`` when ``'auto'`` computed it while choosing.
     """
     t0 = time.perf_counter()
-    dtype = options.training_dtype
+    # Starts are built in double precision whatever dtype training runs in:
+    # when training cannot improve a start, the start is returned as it is.
+    dtype = torch.float64
     if options.warm_start is not None:
         model = warm.start(options.warm_start, system, dtype)
         report.init = "warm_start"
@@ -144,7 +148,7 @@ def _best_start(model, system, layout, options, report, *, symmetric, generator,
         return model, first
     candidate, notes = build_model(block, layout, symmetric=symmetric,
                                    symmetric_option=options.symmetric,
-                                   dtype=options.training_dtype, generator=generator)
+                                   dtype=torch.float64, generator=generator)
     candidate.to(options.device)
     second = merit(candidate)
     keep = second < first
