@@ -174,3 +174,48 @@ def test_indefinite_matrix_fails_cholesky_clearly():
     tree = nested_dissection(A, leaf_size=8)
     with pytest.raises(np.linalg.LinAlgError, match="positive definite"):
         hierarchical_factorization(A, tree, tol=0.0, symmetric=True)
+
+
+# -- through LearnedLU.fit(A, init='hierarchical') ------------------------------------
+
+
+def test_learned_lu_one_liner_with_hierarchical_start():
+    from learned_precond import LearnedLU
+
+    A = _convdiff(32)
+    b = A @ np.ones(A.shape[0])
+    M = LearnedLU.fit(A, init="hierarchical", seed=0)
+    x, info = gmres(A, b, M=M, rtol=1e-8, restart=50, maxiter=3)
+    assert info == 0
+    assert np.linalg.norm(b - A @ x) <= 1e-7 * np.linalg.norm(b)
+    rep = M.report
+    assert rep.init == "hierarchical" and rep.train_seconds == 0.0
+    assert rep.start_seconds <= rep.fit_time
+    assert not M.symmetric
+
+
+def test_learned_lu_hierarchical_is_spd_on_spd_matrices():
+    from learned_precond import LearnedLU
+
+    A = _laplace(40)
+    M = LearnedLU.fit(A, init="hierarchical", rank_tol=0.3, seed=0)
+    assert M.symmetric
+    D = M @ np.eye(A.shape[0])
+    np.testing.assert_allclose(D, D.T, atol=1e-12)
+    assert np.linalg.eigvalsh((D + D.T) / 2).min() > 0
+    b = A @ np.ones(A.shape[0])
+    x, info = cg(A, b, M=M, rtol=1e-8, maxiter=100)
+    assert info == 0
+
+
+def test_learned_lu_hierarchical_bad_input_is_explained():
+    from learned_precond import LearnedLU
+
+    A = _laplace(8)
+    with pytest.raises(ValueError, match="rank_tol"):
+        LearnedLU.fit(A, init="hierarchical", rank_tol=float("nan"))
+    with pytest.raises(ValueError, match="LinearOperator"):
+        LearnedLU.fit(LinearOperator(A.shape, matvec=lambda v: A @ v), init="hierarchical")
+    M = LearnedLU.fit(A, init="hierarchical")
+    with pytest.raises(NotImplementedError, match="refit"):
+        M.save("never-written.npz")

@@ -124,6 +124,15 @@ class LearnedLU(Preconditioner):
         with _flush_denormals():
             A_prime, piv = pivot(A, opts, report)
             symmetric = symmetric and piv.preserves_symmetry
+            if opts.init == "hierarchical":
+                if _is_operator(A):
+                    raise ValueError(
+                        "init='hierarchical' factors A from its entries; a LinearOperator "
+                        "has none. Pass a sparse matrix or use init='block_tridiagonal'.")
+                from .nested import fit_nested
+
+                return fit_nested(A, A_prime, piv, opts, report, clock,
+                                  symmetric=symmetric)
             tree, layout = order(A_prime, opts, report)
             system = ScaledSystem(A_prime, tree, generator)
             model, merit, merit_value = initialize(

@@ -83,7 +83,7 @@ class FitOptions:
         Default: 3, or 1 for a warm start (its starting point is already a
         fitted model, so one evaluation without progress ends it).
     init : {'auto', 'block_tridiagonal', 'block_jacobi', 'exact_compressed', \
-'random'} or LearnedLU
+'random', 'hierarchical'} or LearnedLU
         Starting point (:mod:`learned_precond.lu.initialize`).
         ``'block_tridiagonal'``: the exact block LU of ``A``'s block
         tridiagonal part in the chosen ordering (far field zero).
@@ -94,7 +94,10 @@ class FitOptions:
         ``time_budget`` left), keeping the one with fewer GMRES iterations;
         ``'block_tridiagonal'`` beyond. A fitted ``LearnedLU`` for a matrix
         of the same size warm-starts from its factors (and reuses its
-        ordering and pivoting).
+        ordering and pivoting). ``'hierarchical'``: a compressed multifrontal
+        LU (Cholesky for SPD A) on the nested-dissection tree, the fill
+        truncated to ``rank_tol`` as it is formed (:mod:`learned_precond.lu.
+        nested`; sparse A given by its entries; not trained).
     seed : int, optional
         Makes the fit deterministic; an integer in ``[0, 2**64)``.
     device : str or torch.device
@@ -136,6 +139,11 @@ class FitOptions:
         what was cut short. Default None: only training is limited, to
         ``max(30 s, 10 x`` the seconds the start took``)``
         (``report.train_limit``). ``math.inf``: no limit at all.
+    rank_tol : float
+        ``init='hierarchical'`` only: each coupling of a node to its
+        ancestors' separators keeps the singular values above ``rank_tol``
+        times its largest (capped by ``rank`` when given). Smaller: more
+        memory and setup, fewer iterations; 0 is an exact multifrontal LU.
     """
 
     block_size: int = 32
@@ -162,6 +170,7 @@ class FitOptions:
     pivoting: str = "auto"
     factor_dtype: str = "auto"
     time_budget: float | None = None
+    rank_tol: float = 1e-2
 
     def __post_init__(self):
         put = object.__setattr__.__get__(self)  # frozen: normalize values once, here
@@ -210,6 +219,8 @@ class FitOptions:
             raise ValueError(
                 f"factor_dtype must be 'auto', 'float64' or 'float32' (a string), got "
                 f"{self.factor_dtype!r}.")
+        put("rank_tol", _real(self.rank_tol, "rank_tol", positive=False,
+                              fix="e.g. rank_tol=1e-2 (0: exact couplings)"))
         if self.time_budget is not None:
             budget = _real(self.time_budget, "time_budget", positive=True, finite=False,
                            fix="give seconds, e.g. time_budget=60, or None for the "

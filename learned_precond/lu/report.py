@@ -49,6 +49,11 @@ class FitReport:
     fit_time, init_time, ordering_time : float
         Seconds: the whole fit, the initialization alone, the ordering alone.
         ``fit_time - start_seconds - train_seconds`` is packing and checks.
+    rank_tol : float
+        ``init='hierarchical'``: the compression tolerance used.
+    hierarchical : dict or None
+        ``init='hierarchical'``: nodes, largest front and separator, largest
+        rank, truncated nodes, floats per unknown, seconds.
     recoveries : int
         Times a non-finite loss was caught and training restarted from the
         best state with half the learning rate.
@@ -75,6 +80,8 @@ class FitReport:
     init_time: float = 0.0
     ordering_time: float = 0.0
     recoveries: int = 0
+    rank_tol: float = float("nan")
+    hierarchical: dict | None = None
     n_parameters: int = 0
     nbytes: int = 0
     cond_A: float = float("nan")

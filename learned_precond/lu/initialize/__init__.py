@@ -37,7 +37,7 @@ STARTS = {
     "random": random.start,
 }
 #: The names ``init=`` accepts (besides a fitted LearnedLU).
-INITS = ("auto", *STARTS)
+INITS = ("auto", *STARTS, "hierarchical")
 
 #: Largest (padded) N for which ``init='auto'`` also tries the compressed exact
 #: LU of A (a sparse LU in the tree order, or a dense one for dense A: about
