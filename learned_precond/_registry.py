@@ -25,7 +25,7 @@ PRECONDITIONERS = {
 #: The preconditioners compared by default (CLI ``compare``/``demo``, asv): the
 #: classical baselines and LearnedLU. The sparse approximate inverses and the
 #: incomplete Cholesky are selected by name; ``spai_generator`` needs a trained
-#: generator (``--fit model=gen.npz``).
+#: generator (``--fit spai_generator:model=gen.npz``).
 DEFAULT_NAMES = ("none", "jacobi", "ilu0", "ilut", "amg", "exact", "learned_lu")
 
 

@@ -291,7 +291,8 @@ def train_generator(argv=None):
     """``python -m learned_precond.family --kind diffusion --n 12 --out gen.npz``.
 
     Trains a generator on a family's training split and saves it, for
-    ``learned-precond compare ... --precond spai_generator --fit model=gen.npz``.
+    ``learned-precond compare ... --precond spai_generator
+    --fit spai_generator:model=gen.npz``.
     """
     from .problems.family import FAMILIES, MatrixFamily
     from .spai.generator import SPAIGenerator

@@ -491,8 +491,8 @@ class GeneratedSPAI(SPAI):
         if model is None:
             raise PreconditionerSetupError(
                 "spai_generator needs a trained generator: pass model=PATH to a file "
-                "written by SPAIGenerator.save (CLI: --fit model=PATH), or a "
-                "SPAIGenerator. Train one with learned_precond.family.SPAIGenerator.train.")
+                "written by SPAIGenerator.save (CLI: --fit spai_generator:model=PATH), or "
+                "a SPAIGenerator. Train one with learned_precond.family.SPAIGenerator.train.")
         if not isinstance(model, SPAIGenerator):
             key = str(model)
             if key not in _LOADED:
