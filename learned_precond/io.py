@@ -25,6 +25,7 @@ import json
 import math
 import numbers
 import zipfile
+import zlib
 
 import numpy as np
 import scipy.sparse as sp
@@ -112,7 +113,7 @@ def read_npz(path, fmt, what, version, *, check=None):
                     arrays[name] = np.lib.format.read_array(fh, allow_pickle=False)
     except ModelFileError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError,
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error,
             zipfile.LargeZipFile, NotImplementedError, RuntimeError) as exc:
         raise ModelFileError(
             f"{path} is not a readable {what} file ({exc}); it may be truncated, corrupt, "
@@ -396,8 +397,9 @@ def load_learned_lu(cls, path, A=None):
                 f"not be SPD.") from None
 
     report = FitReport()
+    saved_report = meta.get("report") if isinstance(meta.get("report"), dict) else {}
     for key, kind in _REPORT_FIELDS.items():
-        value = (meta.get("report") or {}).get(key)
+        value = saved_report.get(key)
         if kind is list:
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
                 setattr(report, key, list(value))

@@ -43,6 +43,26 @@ __all__ = ["LearnedLU"]
 logger = logging.getLogger("learned_precond.lu")
 
 
+#: Up to this many unknowns training runs torch on one thread.
+SINGLE_THREAD_MAX_N = 16384
+
+
+@contextlib.contextmanager
+def _torch_threads(n):
+    # The training step is a few dozen batched products of small blocks: up to
+    # N = 16384 OpenMP's threads cost more than they give, and on a shared
+    # machine their spin-waiting made a step 2-20x slower (N = 4096: 0.07 s on
+    # one thread, 0.15-2.4 s on two, with the cores also used by others).
+    previous = torch.get_num_threads()
+    if n <= SINGLE_THREAD_MAX_N and previous > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
 def _indent(text, spaces):
     pad = " " * spaces
     return "\n".join(pad + line if line.strip() else line for line in text.splitlines())
@@ -121,7 +141,7 @@ class LearnedLU(Preconditioner):
         report = FitReport(loss=opts.loss, time_budget=opts.time_budget)
         seed = opts.seed if opts.seed is not None else int(torch.seed() % 2**31)
         generator = torch.Generator().manual_seed(seed)
-        with _flush_denormals():
+        with _flush_denormals(), contextlib.ExitStack() as stack:
             A_prime, piv = pivot(A, opts, report)
             symmetric = symmetric and piv.preserves_symmetry
             if opts.init == "hierarchical":
@@ -134,6 +154,7 @@ class LearnedLU(Preconditioner):
                 return fit_nested(A, A_prime, piv, opts, report, clock,
                                   symmetric=symmetric)
             tree, layout = order(A_prime, opts, report)
+            stack.enter_context(_torch_threads(layout.size))
             system = ScaledSystem(A_prime, tree, generator)
             model, merit, merit_value = initialize(
                 system, layout, opts, report, symmetric=symmetric, generator=generator,

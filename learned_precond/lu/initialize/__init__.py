@@ -85,8 +85,8 @@ def initialize(system, layout, options, report, *, symmetric, generator, new_mer
     model : LUModel
         On ``options.device``, in float64.
     merit : callable
-    merit_value : float or None
-        ``merit(model)`` when ``'auto'`` computed it while choosing.
+    merit_value : float
+        ``merit(model)``.
     """
     t0 = time.perf_counter()
     # Starts are built in double precision whatever dtype training runs in:
@@ -117,6 +117,11 @@ def initialize(system, layout, options, report, *, symmetric, generator, new_mer
         model, value = _best_start(model, system, layout, options, report,
                                    symmetric=symmetric, generator=generator, merit=merit,
                                    clock=clock, first_seconds=time.perf_counter() - t0)
+    if value is None:
+        # The start's figure of merit is part of what the start costs (for a
+        # poor start at large N, hundreds of GMRES iterations): the default
+        # training limit is proportional to it.
+        value = merit(model)
     return model, merit, value
 
 
