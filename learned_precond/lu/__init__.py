@@ -13,6 +13,8 @@
 ``pack``        :class:`~learned_precond.lu.pack.LUFactors` and their packing
                 for the compiled substitution (factor dtype)
 ``operator``    :class:`LearnedLU`: apply, adjoint, save/load, repr
+``nested``      ``init='hierarchical'``: the nested-dissection layout
+                (compressed multifrontal start, :class:`NestedLearnedLU`)
 ==============  ===========================================================
 
 ``budget`` holds the time limits (``time_budget=``), ``report`` the
@@ -32,9 +34,12 @@ Examples
 True
 """
 
+from . import nested
 from .initialize import STARTS
-from .operator import LearnedLU
+from .operator import LAYOUTS, LearnedLU
 from .options import FitOptions
 from .report import FitReport
+
+LAYOUTS["hierarchical"] = nested.fit_nested
 
 __all__ = ["LearnedLU", "FitOptions", "FitReport", "STARTS"]

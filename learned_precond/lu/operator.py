@@ -42,6 +42,12 @@ __all__ = ["LearnedLU"]
 
 logger = logging.getLogger("learned_precond.lu")
 
+#: Layouts other than the GFMM tree: ``init`` name -> ``fit(A, A_prime, piv,
+#: opts, report, clock, *, symmetric)``. :mod:`learned_precond.lu.nested`
+#: registers ``'hierarchical'`` when the package is imported (it subclasses
+#: LearnedLU, so this module cannot import it).
+LAYOUTS = {}
+
 
 #: Up to this many unknowns training runs torch on one thread.
 SINGLE_THREAD_MAX_N = 16384
@@ -149,10 +155,8 @@ class LearnedLU(Preconditioner):
                     raise ValueError(
                         "init='hierarchical' factors A from its entries; a LinearOperator "
                         "has none. Pass a sparse matrix or use init='block_tridiagonal'.")
-                from .nested import fit_nested
-
-                return fit_nested(A, A_prime, piv, opts, report, clock,
-                                  symmetric=symmetric)
+                return LAYOUTS["hierarchical"](A, A_prime, piv, opts, report, clock,
+                                               symmetric=symmetric)
             tree, layout = order(A_prime, opts, report)
             stack.enter_context(_torch_threads(layout.size))
             system = ScaledSystem(A_prime, tree, generator)
