@@ -1,0 +1,328 @@
+"""The compressed multifrontal factorization on a nested-dissection tree.
+
+See the package docstring (:mod:`learned_precond._hierarchical`) for the
+fronts, the truncation of the fill and why the Cholesky variant stays SPD.
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from .kernels import substitute
+
+__all__ = ["HierarchicalFactors", "hierarchical_factorization"]
+
+
+@dataclass
+class HierarchicalFactors:
+    """Packed compressed multifrontal factors (tree numbering).
+
+    Per node ``t`` (post-order): ``s_t = ptr[t+1] - ptr[t]`` own unknowns,
+    ``b_t`` boundary unknowns ``bidx[boff[t]:boff[t+1]]``, ranks ``kL_t``,
+    ``kU_t``. Flat float arrays, row-major per node:
+
+    - ``diag[doff[t]:]``: the ``s x s`` LU of ``F_II`` (unit L below, U on and
+      above the diagonal; for ``symmetric``: the Cholesky factor C, lower);
+      ``piv`` the row interchanges inside the block (LAPACK order, 0-based).
+    - ``QL`` (``b x kL``), ``XL`` (``kL x s``): ``G_L ~ QL XL``.
+    - ``XU`` (``s x kU``), ``QU`` (``kU x b``): ``G_U ~ XU QU`` (absent when
+      ``symmetric``: ``G_U = G_L^T``).
+    """
+
+    n: int
+    symmetric: bool
+    ptr: np.ndarray
+    boff: np.ndarray
+    bidx: np.ndarray
+    doff: np.ndarray
+    diag: np.ndarray
+    piv: np.ndarray
+    kL: np.ndarray
+    qloff: np.ndarray
+    QL: np.ndarray
+    xloff: np.ndarray
+    XL: np.ndarray
+    kU: np.ndarray
+    xuoff: np.ndarray
+    XU: np.ndarray
+    quoff: np.ndarray
+    QU: np.ndarray
+
+    _FIELDS = ("ptr", "boff", "bidx", "doff", "diag", "piv", "kL", "qloff", "QL", "xloff",
+               "XL", "kU", "xuoff", "XU", "quoff", "QU")
+
+    @property
+    def n_nodes(self):
+        return self.ptr.size - 1
+
+    @property
+    def nbytes(self):
+        return int(sum(getattr(self, f).nbytes for f in self._FIELDS))
+
+    @property
+    def factor_entries(self):
+        """Stored floating-point entries (dense blocks counted in full)."""
+        return int(self.diag.size + self.QL.size + self.XL.size + self.XU.size
+                   + self.QU.size)
+
+    def ranks(self):
+        """Per node: (own size, boundary size, rank of G_L, rank of G_U)."""
+        s = np.diff(self.ptr)
+        b = np.diff(self.boff)
+        return s, b, self.kL.copy(), (self.kL if self.symmetric else self.kU).copy()
+
+    def _arrays(self):
+        return tuple(getattr(self, f) for f in self._FIELDS)
+
+    def solve(self, Y):
+        """``M Y`` for ``Y`` of shape (N,) or (N, k), tree numbering."""
+        Y = np.asarray(Y, dtype=np.float64)
+        vec = Y.ndim == 1
+        X = np.array(Y.reshape(self.n, -1), dtype=np.float64, order="F")
+        substitute(self.symmetric, False, *self._arrays(), X)
+        return X[:, 0] if vec else X
+
+    def solve_transposed(self, Y):
+        """``M^T Y``: the same loops on the transposed factors."""
+        if self.symmetric:
+            return self.solve(Y)
+        Y = np.asarray(Y, dtype=np.float64)
+        vec = Y.ndim == 1
+        X = np.array(Y.reshape(self.n, -1), dtype=np.float64, order="F")
+        substitute(False, True, *self._arrays(), X)
+        return X[:, 0] if vec else X
+
+
+# Couplings with fewer entries are stored dense: a truncation cannot save
+# enough there to pay for its SVD.
+_DENSE_ENTRIES = 256
+
+
+def _truncate(G, tol, max_rank):
+    """``G`` (b x s) as ``Q X``: truncated SVD, singular values > tol * sigma_1.
+
+    Returns ``(Q, X)``, or ``(G, None)`` (``X`` = identity) when the
+    low-rank form would not be smaller than ``G`` itself.
+    """
+    m, n = G.shape
+    if m == 0 or n == 0:
+        return np.zeros((m, 0)), None
+    if (tol <= 0 and max_rank >= min(m, n)) or m * n <= _DENSE_ENTRIES:
+        return G, None
+    try:
+        Q, sv, Vt = sla.svd(G, full_matrices=False, check_finite=False,
+                            lapack_driver="gesdd")
+    except np.linalg.LinAlgError:
+        Q, sv, Vt = sla.svd(G, full_matrices=False, check_finite=False,
+                            lapack_driver="gesvd")
+    if sv.size == 0 or sv[0] == 0:
+        return np.zeros((m, 0)), np.zeros((0, n))
+    k = int(np.count_nonzero(sv > tol * sv[0]))
+    k = max(1, min(k, max_rank))
+    if k * (m + n) >= m * n:
+        return G, None
+    return Q[:, :k], sv[:k, None] * Vt[:k]
+
+
+_potrf, _trtrs, _getrf = sla.get_lapack_funcs(("potrf", "trtrs", "getrf"),
+                                              (np.zeros(1),))
+
+
+def _row_permutation(piv):
+    """Rows of ``P X`` for LAPACK's interchanges ``piv`` (0-based, sequential)."""
+    order = np.arange(piv.size)
+    for i, p in enumerate(piv):
+        if p != i:
+            order[i], order[p] = order[p], order[i]
+    return order
+
+
+class _Front:
+    __slots__ = ("bnd", "S")
+
+    def __init__(self, bnd, S):
+        self.bnd, self.S = bnd, S
+
+
+def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
+                               time_limit=None):
+    """Compressed multifrontal LU of sparse ``A`` (original numbering) on ``tree``.
+
+    Parameters
+    ----------
+    A : sparse array, shape (N, N)
+        Real; for ``symmetric`` SPD.
+    tree : NestedDissection
+    tol : float
+        Relative singular-value threshold of the fill compression (0: exact).
+    rank : int, optional
+        Largest rank per coupling (default: no bound beyond ``tol``).
+    symmetric : bool
+        Cholesky of every front (``A`` must be SPD; ``M`` is then SPD).
+    time_limit : float, optional
+        Seconds; exceeding it raises ``TimeoutError`` (the caller falls back).
+
+    Returns
+    -------
+    HierarchicalFactors, dict
+        The factors in tree numbering and statistics (seconds, ranks, shifts).
+
+    Raises
+    ------
+    np.linalg.LinAlgError
+        A front cannot be factored (singular, or not positive definite for
+        ``symmetric``).
+    """
+    t_start = time.perf_counter()
+    n = A.shape[0]
+    inv = np.empty(n, dtype=np.int64)
+    inv[tree.perm] = np.arange(n)
+    Ap = sp.csr_array(A)[tree.perm][:, tree.perm]
+    Ap.sort_indices()
+    ApT = sp.csr_array(Ap.T)
+    ApT.sort_indices()
+    T = tree.n_nodes
+    ptr = tree.ptr
+    max_rank = np.iinfo(np.int64).max if rank is None else int(rank)
+    children = [[] for _ in range(T)]
+    for t in range(T):
+        if tree.parent[t] >= 0:
+            children[tree.parent[t]].append(t)
+
+    loc = np.full(n, -1, dtype=np.int64)
+    fronts = [None] * T
+    bidx_l, diag_l, piv_l = [], [], []
+    kL_l, QL_l, XL_l, kU_l, XU_l, QU_l = [], [], [], [], [], []
+    n_trunc = 0
+    for t in range(T):
+        if time_limit is not None and time.perf_counter() - t_start > time_limit:
+            raise TimeoutError(f"hierarchical factorization passed {time_limit:.1f} s "
+                               f"at node {t} of {T}")
+        i0, i1 = ptr[t], ptr[t + 1]
+        s = i1 - i0
+        # Boundary: later unknowns coupled to I in A, and the children's boundaries.
+        rows = Ap.indices[Ap.indptr[i0]:Ap.indptr[i1]]
+        cols = ApT.indices[ApT.indptr[i0]:ApT.indptr[i1]]
+        parts = [rows[rows >= i1], cols[cols >= i1]]
+        for c in children[t]:
+            bc = fronts[c].bnd
+            parts.append(bc[bc >= i1])
+        bnd = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        b = bnd.size
+        loc[i0:i1] = np.arange(s)
+        loc[bnd] = s + np.arange(b)
+        F = np.zeros((s + b, s + b))
+        # A's entries in the rows of I (columns in I or later) and in the
+        # columns of I (rows later than I).
+        for M_, lo, transpose in ((Ap, i0, False), (ApT, i1, True)):
+            a0, a1 = M_.indptr[i0], M_.indptr[i1]
+            cols, vals = M_.indices[a0:a1], M_.data[a0:a1]
+            r = np.repeat(np.arange(s), np.diff(M_.indptr[i0:i1 + 1]))
+            keep = cols >= lo
+            if transpose:
+                F[loc[cols[keep]], r[keep]] += vals[keep]
+            else:
+                F[r[keep], loc[cols[keep]]] += vals[keep]
+        for c in children[t]:
+            fr = fronts[c]
+            li = loc[fr.bnd]
+            F[np.ix_(li, li)] += fr.S
+            fronts[c] = None
+        loc[i0:i1] = -1
+        loc[bnd] = -1
+
+        FII, FBB = F[:s, :s], F[s:, s:]
+        if s == 0:  # an empty separator (disconnected parts): pass the updates on
+            diag_l.append(np.zeros(0))
+            piv_l.append(np.zeros(0, dtype=np.int64))
+            kL_l.append(0)
+            QL_l.append(np.zeros(0))
+            XL_l.append(np.zeros(0))
+            if not symmetric:
+                kU_l.append(0)
+                XU_l.append(np.zeros(0))
+                QU_l.append(np.zeros(0))
+            bidx_l.append(bnd)
+            fronts[t] = _Front(bnd, FBB)
+            continue
+        FIB, FBI = np.asfortranarray(F[:s, s:]), np.asfortranarray(F[s:, :s].T)
+        if symmetric:
+            C, info = _potrf(FII, lower=1, clean=1)
+            if info != 0:
+                raise np.linalg.LinAlgError(
+                    f"front {t} ({s} unknowns) is not positive definite")
+            # G_L = F_BI C^-T  <=>  G_L^T = C^-1 F_IB
+            GLt = _trtrs(C, FIB, lower=1)[0] if b else np.zeros((s, 0))
+            QL, XL = _truncate(GLt.T, tol, max_rank)
+            diag_l.append(C.ravel())
+            piv_l.append(np.arange(s, dtype=np.int64))
+            if not b:
+                S = FBB
+            elif XL is None:
+                S = FBB - QL @ QL.T
+            else:
+                S = FBB - QL @ ((XL @ XL.T) @ QL.T)
+        else:
+            lu, piv, info = _getrf(FII)
+            if info != 0 or not np.all(np.isfinite(lu)):
+                raise np.linalg.LinAlgError(f"front {t} ({s} unknowns) is singular")
+            # G_L = F_BI U^-1  <=>  U^T G_L^T = F_BI^T;  G_U = L^-1 P F_IB
+            if b:
+                GLt = _trtrs(lu, FBI, lower=0, trans=1)[0]
+                GU = _trtrs(lu, FIB[_row_permutation(piv)], lower=1, unitdiag=1)[0]
+            else:
+                GLt = GU = np.zeros((s, 0))
+            QL, XL = _truncate(GLt.T, tol, max_rank)
+            QUt, XUt = _truncate(GU.T, tol, max_rank)
+            QU = QUt.T
+            diag_l.append(lu.ravel())
+            piv_l.append(np.asarray(piv, dtype=np.int64))
+            kU_l.append(QU.shape[0])
+            XU_l.append(np.zeros(0) if XUt is None else np.ascontiguousarray(XUt.T).ravel())
+            QU_l.append(np.ascontiguousarray(QU).ravel())
+            if not b:
+                S = FBB
+            else:
+                left = QL if XL is None else QL @ XL          # b x s
+                S = FBB - (left if XUt is None else left @ XUt.T) @ QU
+        n_trunc += XL is not None
+        kL_l.append(QL.shape[1])
+        QL_l.append(np.ascontiguousarray(QL).ravel())
+        XL_l.append(np.zeros(0) if XL is None else np.ascontiguousarray(XL).ravel())
+        bidx_l.append(bnd)
+        fronts[t] = _Front(bnd, S)
+
+    def flat(parts):
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def offsets(parts):
+        return np.concatenate([[0], np.cumsum([p.size for p in parts])]).astype(np.int64)
+
+    if symmetric:
+        kU_l = [0] * T
+        XU_l = QU_l = [np.zeros(0)] * T
+    factors = HierarchicalFactors(
+        n=n, symmetric=bool(symmetric), ptr=ptr.astype(np.int64),
+        boff=offsets(bidx_l), bidx=flat(bidx_l).astype(np.int64),
+        doff=offsets(diag_l), diag=flat(diag_l), piv=flat(piv_l).astype(np.int64),
+        kL=np.asarray(kL_l, dtype=np.int64), qloff=offsets(QL_l), QL=flat(QL_l),
+        xloff=offsets(XL_l), XL=flat(XL_l),
+        kU=np.asarray(kU_l, dtype=np.int64), xuoff=offsets(XU_l), XU=flat(XU_l),
+        quoff=offsets(QU_l), QU=flat(QU_l))
+    kL = factors.kL
+    s_all = np.diff(ptr)
+    b_all = np.diff(factors.boff)
+    stats = {
+        "seconds": time.perf_counter() - t_start,
+        "n_nodes": T,
+        "max_front": int((s_all + b_all).max()) if T else 0,
+        "max_separator": int(s_all.max()) if T else 0,
+        "max_rank": int(kL.max()) if T else 0,
+        "truncated_nodes": int(n_trunc),
+        "floats_per_unknown": factors.factor_entries / max(n, 1),
+    }
+    return factors, stats
+

@@ -1,0 +1,155 @@
+"""The nested-dissection tree: METIS vertex separators, post-order.
+
+The unknowns are split recursively by vertex separators (METIS bisections of
+A's graph): the leaves of the tree are subdomain interiors of at most
+``leaf_size`` unknowns, every other node owns the separator that splits its
+two children.
+"""
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["NestedDissection", "nested_dissection"]
+
+
+@dataclass
+class NestedDissection:
+    """A nested-dissection tree in post-order.
+
+    Attributes
+    ----------
+    perm : ndarray (N,)
+        ``perm[j]`` is the original index of the unknown in tree position ``j``;
+        node ``t`` owns positions ``ptr[t]:ptr[t+1]``.
+    ptr : ndarray (T + 1,)
+    parent : ndarray (T,)
+        Parent node (``-1`` for roots; a disconnected graph has several).
+    depth : ndarray (T,)
+        Level of each node (roots 0).
+    """
+
+    perm: np.ndarray
+    ptr: np.ndarray
+    parent: np.ndarray
+    depth: np.ndarray
+
+    @property
+    def n_nodes(self):
+        return self.parent.size
+
+    @property
+    def sizes(self):
+        return np.diff(self.ptr)
+
+
+def _adjacency(A):
+    """Symmetric pattern of ``A + A^T`` without the diagonal, CSR int32 indices."""
+    G = sp.csr_array(A, copy=True)
+    G.data = np.ones_like(G.data, dtype=np.int8)
+    G = sp.csr_array(G + G.T)
+    G.setdiag(0)
+    G.eliminate_zeros()
+    G.sort_indices()
+    return G
+
+
+def _bisect(ptr, idx, m, seed):
+    """Boolean side of a METIS bisection of a CSR graph (None when it cannot split)."""
+    import pymetis
+
+    if idx.size == 0:
+        side = np.zeros(m, dtype=bool)
+        side[: m // 2] = True
+        return side
+    try:
+        _, part = pymetis.part_graph(2, pymetis.CSRAdjacency(ptr, idx),
+                                     options=pymetis.Options(seed=seed))
+    except Exception:  # METIS refuses some degenerate graphs
+        return None
+    side = np.asarray(part, dtype=bool)
+    if side.all() or not side.any():
+        return None
+    return side
+
+
+@numba.njit(cache=True)
+def _subgraph(indptr, indices, verts, local):
+    """CSR of the subgraph induced by ``verts``; ``local`` is a -1 scratch map."""
+    m = verts.size
+    for i in range(m):
+        local[verts[i]] = i
+    ptr = np.empty(m + 1, dtype=np.int64)
+    ptr[0] = 0
+    cnt = 0
+    for i in range(m):
+        v = verts[i]
+        for p in range(indptr[v], indptr[v + 1]):
+            if local[indices[p]] >= 0:
+                cnt += 1
+        ptr[i + 1] = cnt
+    idx = np.empty(cnt, dtype=np.int64)
+    cnt = 0
+    for i in range(m):
+        v = verts[i]
+        for p in range(indptr[v], indptr[v + 1]):
+            j = local[indices[p]]
+            if j >= 0:
+                idx[cnt] = j
+                cnt += 1
+    for i in range(m):
+        local[verts[i]] = -1
+    return ptr, idx
+
+
+def nested_dissection(A, *, leaf_size=32, seed=0):
+    """Nested-dissection tree of the graph of ``A`` (sparse, square).
+
+    Each split is a METIS edge bisection; the separator is the smaller of the
+    two vertex sets along the cut. Parts of at most ``leaf_size`` unknowns
+    (or that cannot be split) become leaves.
+    """
+    G = _adjacency(A)
+    n = G.shape[0]
+    g_ptr, g_idx = G.indptr.astype(np.int64), G.indices.astype(np.int64)
+    local = np.full(n, -1, dtype=np.int64)
+    perm_parts, sizes, parents, depths = [], [], [], []
+
+    def emit(verts, depth, children):
+        t = len(sizes)
+        perm_parts.append(verts)
+        sizes.append(verts.size)
+        parents.append(-1)
+        depths.append(depth)
+        for c in children:
+            parents[c] = t
+        return t
+
+    def build(verts, depth):
+        # Post-order: the children's subtrees, then this node's separator.
+        m = verts.size
+        if m <= leaf_size:
+            return emit(verts, depth, [])
+        ptr, idx = _subgraph(g_ptr, g_idx, verts, local)
+        side = _bisect(ptr, idx, m, seed)
+        if side is None:
+            return emit(verts, depth, [])
+        rows = np.repeat(np.arange(m), np.diff(ptr))
+        cut = side[rows] != side[idx]
+        b0 = np.unique(rows[cut & side[rows]])
+        b1 = np.unique(rows[cut & ~side[rows]])
+        sep = b0 if b0.size <= b1.size else b1
+        in_sep = np.zeros(m, dtype=bool)
+        in_sep[sep] = True
+        children = [build(verts[part], depth + 1)
+                    for part in (side & ~in_sep, ~side & ~in_sep) if part.any()]
+        return emit(verts[sep], depth, children)
+
+    build(np.arange(n, dtype=np.int64), 0)
+    perm = np.concatenate(perm_parts).astype(np.int64)
+    ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return NestedDissection(perm=perm, ptr=ptr, parent=np.asarray(parents, dtype=np.int64),
+                            depth=np.asarray(depths, dtype=np.int64))
+
