@@ -118,8 +118,14 @@ class PackedBlockDiagonal:
 
     def apply(self, Y):
         """``blocks[i] @ Y[i]`` for ``Y`` of shape (M, P, k) (float64)."""
+        Y = np.ascontiguousarray(Y, dtype=np.float64)
+        if Y.shape[2] > 1:
+            # Several columns: one batched BLAS product (``dtype`` makes numpy
+            # accumulate float32 blocks in double), 2-4x faster per column
+            # than the compiled loop at k >= 8.
+            return np.matmul(self.blocks, Y, dtype=np.float64)
         out = np.empty(Y.shape)
-        _block_diagonal_apply(self.blocks, np.ascontiguousarray(Y, dtype=np.float64), out)
+        _block_diagonal_apply(self.blocks, Y, out)
         return out
 
 
@@ -202,31 +208,131 @@ def pack_lower(p, M, P, Dinv=None):
     return PackedLower(Dinv, unit, E, V, U, W, R, B, K)
 
 
-def solve_lower(packed, Bk):
+def solve_lower(packed, Bk, *, reverse=False):
     """Solve ``L X = Bk`` for ``Bk`` of shape (M, P, k) (numpy, float64).
 
-    Columns are solved one at a time by the compiled kernel (the per-vector
-    loops are then unit-stride dot products that vectorize); several columns
-    run on several threads.
+    ``reverse=True`` solves for the leaves in reversed order, i.e. returns
+    ``solve_lower(packed, Bk[::-1])[::-1]`` (how upper blocks are applied)
+    without copying the reversed arrays for several columns.
+
+    One column goes through the vector kernel (its per-leaf loops are
+    unit-stride dot products that vectorize). Several columns go through the
+    blocked kernel, which walks the tree once for all of them: every stored
+    entry is read once and applied to the k contiguous values of a row, so
+    the factors' memory traffic and the loop overhead are shared by the
+    columns (``benchmarks/ecosystem_many_rhs.py`` measures the gain).
     """
     M, P, k = Bk.shape
-    cols = np.ascontiguousarray(np.moveaxis(np.asarray(Bk, dtype=np.float64), 2, 0))
-    out = np.empty_like(cols)
     pk = packed
     near = (pk.E, pk.E_rows, pk.E_cols, pk.E_nr, pk.E_nc, pk.E_off)
     if k == 1:
+        b = np.asarray(Bk, dtype=np.float64)[:, :, 0]
+        b = np.ascontiguousarray(b[::-1] if reverse else b)
+        x = np.empty_like(b)
         _solve_lower_vector(pk.Dinv, pk.unit, near, pk.V, pk.U, pk.W, pk.R, pk.B,
-                            pk.n_levels, cols[0], out[0])
-    else:
-        _solve_lower_columns(pk.Dinv, pk.unit, near, pk.V, pk.U, pk.W, pk.R, pk.B,
-                             pk.n_levels, cols, out)
-    return np.moveaxis(out, 0, 2)
+                            pk.n_levels, b, x)
+        return (x[::-1] if reverse else x)[:, :, None]
+    b = np.ascontiguousarray(Bk, dtype=np.float64)
+    x = np.empty_like(b)
+    _solve_lower_block(pk.Dinv, pk.unit, near, pk.V, pk.U, pk.W, pk.R, pk.B,
+                       pk.n_levels, b, x, reverse)
+    return x
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _solve_lower_columns(Dinv, unit, near, V, U, W, R, B, K, cols, out):
-    for c in numba.prange(cols.shape[0]):
-        _solve_lower_vector(Dinv, unit, near, V, U, W, R, B, K, cols[c], out[c])
+@numba.njit(cache=True, fastmath=True, nogil=True)
+def _solve_lower_block(Dinv, unit, near, V, U, W, R, B, K, b, x, reverse):
+    # The loop of _solve_lower_vector with a column index c innermost: each
+    # factor entry is loaded once per apply, not once per column, and the c
+    # loops are unit-stride axpys over the k columns of a row. Leaf i of the
+    # factor reads and writes row ``li`` of b and x (``M-1-i`` when reversed).
+    E, E_rows, E_cols, E_nr, E_nc, E_off = near
+    M, P, k = b.shape
+    r = V.shape[1]
+    far = K >= 2 and r > 0
+    g = np.zeros((2 * M, r, k))
+    f = np.zeros((2 * M, r, k))
+    fl = np.empty((r, k))
+    t = np.empty((P, k))
+    for i in range(M):
+        li = M - 1 - i if reverse else i
+        lp = li + 1 if reverse else li - 1
+        for p_ in range(P):
+            for c in range(k):
+                t[p_, c] = b[li, p_, c]
+        if far:
+            for lev in range(1, K):
+                s = K - lev
+                a = i >> s
+                if (a << s) != i:
+                    continue
+                node = (1 << lev) + a
+                par = (1 << (lev - 1)) + (a >> 1)
+                for q in range(r):
+                    for c in range(k):
+                        f[node, q, c] = 0.0
+                    for u in range(r):
+                        if a >= 1:
+                            coef = B[node, q, u]
+                            for c in range(k):
+                                f[node, q, c] += coef * g[node - 1, u, c]
+                        if lev >= 2:
+                            coef = R[node, q, u]
+                            for c in range(k):
+                                f[node, q, c] += coef * f[par, u, c]
+            leaf = (1 << K) + i
+            par = (1 << (K - 1)) + (i >> 1)
+            for q in range(r):
+                for c in range(k):
+                    fl[q, c] = 0.0
+                for u in range(r):
+                    coef = R[leaf, q, u]
+                    for c in range(k):
+                        fl[q, c] += coef * f[par, u, c]
+            for p_ in range(P):
+                for q in range(r):
+                    coef = U[i, p_, q]
+                    for c in range(k):
+                        t[p_, c] -= coef * fl[q, c]
+        if i >= 1:
+            nc = E_nc[i]
+            base = E_off[i]
+            for a_ in range(E_nr[i]):
+                row = E_rows[i, a_]
+                for q in range(nc):
+                    coef = E[base + a_ * nc + q]
+                    col = E_cols[i, q]
+                    for c in range(k):
+                        t[row, c] -= coef * x[lp, col, c]
+        if unit:
+            for p_ in range(P):
+                for c in range(k):
+                    x[li, p_, c] = t[p_, c]
+        else:
+            for p_ in range(P):
+                for c in range(k):
+                    x[li, p_, c] = 0.0
+                for q in range(P):
+                    coef = Dinv[i, p_, q]
+                    for c in range(k):
+                        x[li, p_, c] += coef * t[q, c]
+        if far:
+            leaf = (1 << K) + i
+            for q in range(r):
+                for p_ in range(P):
+                    coef = V[i, q, p_]
+                    for c in range(k):
+                        g[leaf, q, c] += coef * x[li, p_, c]
+            for lev in range(K, 1, -1):
+                s = K - lev
+                if ((i + 1) >> s) << s != i + 1:
+                    break
+                node = (1 << lev) + (i >> s)
+                par = (1 << (lev - 1)) + (i >> (s + 1))
+                for q in range(r):
+                    for u in range(r):
+                        coef = W[node, q, u]
+                        for c in range(k):
+                            g[par, q, c] += coef * g[node, u, c]
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)

@@ -175,7 +175,7 @@ class PackedFactors:
         Y = solve_lower(packs["L"], Y)
         if "S_inv" in packs:
             Y = packs["S_inv"].apply(Y)
-        return solve_lower(packs["U"], Y[::-1])[::-1]
+        return solve_lower(packs["U"], Y, reverse=True)
 
     def solve_adjoint(self, Y):
         """``L^-T U^-T Y`` (``= solve`` for ``U = S L^T``)."""
@@ -184,7 +184,7 @@ class PackedFactors:
         Ut, Lt = self._transposed()
         # M'^T = L^-T U^-T; U^T = lower(T pU), L^T = rev . lower(T pL) . rev.
         Y = solve_lower(Ut, Y)
-        return solve_lower(Lt, Y[::-1])[::-1]
+        return solve_lower(Lt, Y, reverse=True)
 
     def _transposed(self):
         # Built on first use (rmatvec is rare); the lock keeps concurrent callers
