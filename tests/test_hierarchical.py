@@ -7,6 +7,7 @@ from scipy.sparse.linalg import LinearOperator, cg, gmres
 
 from learned_precond import problems
 from learned_precond._hierarchical import (
+    BLOCK_WIDTH,
     hierarchical_factorization,
     nested_dissection,
     solve_reference,
@@ -86,6 +87,40 @@ def test_compiled_kernel_matches_reference(symmetric):
         np.testing.assert_allclose(Xt[:, j], solve_reference(f, Y[:, j], transposed=True),
                                    atol=1e-12)
         np.testing.assert_allclose(f.solve(Y[:, j]), X[:, j], atol=1e-14)
+
+
+@pytest.mark.parametrize("k", [1, 3, 17, BLOCK_WIDTH + 6])
+@pytest.mark.parametrize("symmetric", [True, False], ids=["cholesky", "lu"])
+def test_many_right_hand_sides_equal_single_solves(symmetric, k):
+    # k columns go through one blocked pass (two chunks for BLOCK_WIDTH + 6);
+    # every column must equal its own single-vector solve to rounding.
+    A = _laplace(24) if symmetric else _convdiff(24)
+    tree = nested_dissection(A, leaf_size=16)
+    f, stats = hierarchical_factorization(A, tree, tol=0.2, symmetric=symmetric)
+    assert stats["truncated_nodes"] > 0
+    Y = np.random.default_rng(k).standard_normal((A.shape[0], k))
+    for solve in (f.solve, f.solve_transposed):
+        X = solve(Y)
+        assert X.shape == Y.shape
+        single = np.column_stack([solve(Y[:, j]) for j in range(k)])
+        np.testing.assert_allclose(X, single, rtol=1e-12, atol=1e-12 * np.abs(single).max())
+    assert np.array_equal(f.solve(Y[:, :1])[:, 0], f.solve(Y[:, 0]))
+
+
+@pytest.mark.parametrize("k", [1, 3, 17])
+@pytest.mark.parametrize("make", [_laplace, _convdiff], ids=["cholesky", "lu"])
+def test_learned_lu_matmat_is_blocked_single_applications(make, k):
+    from learned_precond import LearnedLU
+
+    A = make(20)
+    M = LearnedLU.fit(A, init="hierarchical", rank_tol=0.2, seed=0)
+    X = np.random.default_rng(1).standard_normal((A.shape[0], k))
+    single = np.column_stack([M @ X[:, j] for j in range(k)])
+    scale = np.abs(single).max()
+    np.testing.assert_allclose(M @ X, single, rtol=1e-12, atol=1e-12 * scale)
+    single_t = np.column_stack([M.rmatvec(X[:, j]) for j in range(k)])
+    np.testing.assert_allclose(M.H @ X, single_t, rtol=1e-12,
+                               atol=1e-12 * np.abs(single_t).max())
 
 
 def test_transposed_solve_is_the_transpose():

@@ -39,9 +39,9 @@ Modules: ``tree`` (:func:`nested_dissection`, :class:`NestedDissection`),
 ``reference`` (:func:`solve_reference`).
 """
 
-from .factorization import HierarchicalFactors, hierarchical_factorization
+from .factorization import BLOCK_WIDTH, HierarchicalFactors, hierarchical_factorization
 from .reference import solve_reference
 from .tree import NestedDissection, nested_dissection
 
-__all__ = ["HierarchicalFactors", "NestedDissection", "hierarchical_factorization",
+__all__ = ["BLOCK_WIDTH", "HierarchicalFactors", "NestedDissection", "hierarchical_factorization",
            "nested_dissection", "solve_reference"]

@@ -11,9 +11,14 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from .kernels import substitute
+from .kernels import substitute, substitute_block
 
-__all__ = ["HierarchicalFactors", "hierarchical_factorization"]
+__all__ = ["BLOCK_WIDTH", "HierarchicalFactors", "hierarchical_factorization"]
+
+#: Columns per pass of the blocked substitution: wide enough that each factor
+#: entry read serves many columns, narrow enough that a pass's rows stay in
+#: cache; wider blocks are split into chunks that run in parallel.
+BLOCK_WIDTH = 64
 
 
 @dataclass
@@ -78,21 +83,30 @@ class HierarchicalFactors:
         return tuple(getattr(self, f) for f in self._FIELDS)
 
     def solve(self, Y):
-        """``M Y`` for ``Y`` of shape (N,) or (N, k), tree numbering."""
-        Y = np.asarray(Y, dtype=np.float64)
-        vec = Y.ndim == 1
-        X = np.array(Y.reshape(self.n, -1), dtype=np.float64, order="F")
-        substitute(self.symmetric, False, *self._arrays(), X)
-        return X[:, 0] if vec else X
+        """``M Y`` for ``Y`` of shape (N,) or (N, k), tree numbering.
+
+        The k columns of an (N, k) ``Y`` go through one blocked substitution
+        (one pass over the nodes per chunk of :data:`BLOCK_WIDTH` columns).
+        """
+        return self._substitute(Y, transposed=False)
 
     def solve_transposed(self, Y):
         """``M^T Y``: the same loops on the transposed factors."""
-        if self.symmetric:
-            return self.solve(Y)
+        return self._substitute(Y, transposed=not self.symmetric)
+
+    def _substitute(self, Y, transposed):
         Y = np.asarray(Y, dtype=np.float64)
         vec = Y.ndim == 1
-        X = np.array(Y.reshape(self.n, -1), dtype=np.float64, order="F")
-        substitute(False, True, *self._arrays(), X)
+        Y = Y.reshape(self.n, -1)
+        symmetric = self.symmetric and not transposed
+        if Y.shape[1] == 1:
+            # One column: the vector kernel (row operations over one column
+            # would pay the loop overhead of the blocked kernel for nothing).
+            X = np.array(Y, dtype=np.float64, order="F")
+            substitute(symmetric, transposed, *self._arrays(), X)
+        else:
+            X = np.array(Y, dtype=np.float64, order="C")
+            substitute_block(symmetric, transposed, *self._arrays(), X, BLOCK_WIDTH)
         return X[:, 0] if vec else X
 
 

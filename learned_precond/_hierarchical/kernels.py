@@ -9,7 +9,7 @@ solve_reference` is the plain loop these kernels are tested against.
 import numba
 import numpy as np
 
-__all__ = ["substitute"]
+__all__ = ["substitute", "substitute_block"]
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -250,3 +250,231 @@ def _transposed_column(ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, X
                 x[i0 + i] = x[i0 + p]
                 x[i0 + p] = v
 
+
+
+# -- many right-hand sides: one pass over the nodes for a block of columns ---------------
+#
+# X is C-ordered (N, m): the columns of one row are contiguous, so every update
+# below is a row operation over a chunk of columns c0:c1 (unit stride, SIMD),
+# and each stored factor entry is read once per chunk instead of once per
+# column. The couplings are small matrix-matrix products with a gather of the
+# boundary rows (``_gather``) or a scatter into them (``_scatter``); a factor
+# entry W(a, i) is F[off + a * rs + i * cs], so one helper serves a block and
+# its transpose.
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _gather(F, off, rs, cs, k, m, idx, i_off, i0, contig, X, c0, c1, tmp):
+    # tmp[a, :] = sum_i W(a, i) X[row(i), c0:c1];  row(i) = i0 + i or idx[i_off + i]
+    w = c1 - c0
+    for a in range(k):
+        for c in range(w):
+            tmp[a, c] = 0.0
+    for i in range(m):
+        row = i0 + i if contig else idx[i_off + i]
+        for a in range(k):
+            f = F[off + a * rs + i * cs]
+            for c in range(w):
+                tmp[a, c] += f * X[row, c0 + c]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _scatter(F, off, rs, cs, k, m, idx, i_off, i0, contig, X, c0, c1, tmp):
+    # X[row(i), c0:c1] -= sum_a W(i, a) tmp[a, :]
+    w = c1 - c0
+    for i in range(m):
+        row = i0 + i if contig else idx[i_off + i]
+        for a in range(k):
+            f = F[off + i * rs + a * cs]
+            for c in range(w):
+                X[row, c0 + c] -= f * tmp[a, c]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _copy_rows(X, i0, k, c0, c1, tmp):
+    # the identity encode (uncompressed coupling): tmp = X_I
+    for a in range(k):
+        for c in range(c1 - c0):
+            tmp[a, c] = X[i0 + a, c0 + c]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _sub_rows(X, i0, k, c0, c1, tmp):
+    # the identity decode: X_I -= tmp
+    for a in range(k):
+        for c in range(c1 - c0):
+            X[i0 + a, c0 + c] -= tmp[a, c]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _swap_rows(X, i0, s, piv, c0, c1, forward):
+    # P X_I (forward, LAPACK order) or P^T X_I
+    for q in range(s):
+        i = q if forward else s - 1 - q
+        p = piv[i0 + i]
+        if p != i:
+            for c in range(c0, c1):
+                v = X[i0 + i, c]
+                X[i0 + i, c] = X[i0 + p, c]
+                X[i0 + p, c] = v
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _block_lower(D, d0, s, X, i0, unit, c0, c1):
+    # L X_I = B, L the lower triangle (row-major s x s), forward by rows
+    for i in range(s):
+        r = d0 + i * s
+        for j in range(i):
+            d = D[r + j]
+            for c in range(c0, c1):
+                X[i0 + i, c] -= d * X[i0 + j, c]
+        if not unit:
+            d = D[r + i]
+            for c in range(c0, c1):
+                X[i0 + i, c] /= d
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _block_upper(D, d0, s, X, i0, c0, c1):
+    # U X_I = B, U the upper triangle, backward by rows
+    for i in range(s - 1, -1, -1):
+        r = d0 + i * s
+        for j in range(i + 1, s):
+            d = D[r + j]
+            for c in range(c0, c1):
+                X[i0 + i, c] -= d * X[i0 + j, c]
+        d = D[r + i]
+        for c in range(c0, c1):
+            X[i0 + i, c] /= d
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _block_upper_transposed(D, d0, s, X, i0, c0, c1):
+    # U^T X_I = B: forward, column j of U^T is row j of U
+    for j in range(s):
+        r = d0 + j * s
+        d = D[r + j]
+        for c in range(c0, c1):
+            X[i0 + j, c] /= d
+        for i in range(j + 1, s):
+            d = D[r + i]
+            for c in range(c0, c1):
+                X[i0 + i, c] -= d * X[i0 + j, c]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _block_lower_transposed(D, d0, s, X, i0, unit, c0, c1):
+    # L^T X_I = B: backward, column j of L^T is row j of L
+    for j in range(s - 1, -1, -1):
+        r = d0 + j * s
+        if not unit:
+            d = D[r + j]
+            for c in range(c0, c1):
+                X[i0 + j, c] /= d
+        for i in range(j):
+            d = D[r + i]
+            for c in range(c0, c1):
+                X[i0 + i, c] -= d * X[i0 + j, c]
+
+
+@numba.njit(cache=True, nogil=True)
+def _block(symmetric, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL, kU,
+           xuoff, XU, quoff, QU, X, c0, c1, tmp):
+    T = ptr.size - 1
+    for t in range(T):  # forward: Y_I = L_t^-1 P Y_I;  Y_B -= QL (XL Y_I)
+        i0 = ptr[t]
+        s = ptr[t + 1] - i0
+        if not symmetric:
+            _swap_rows(X, i0, s, piv, c0, c1, True)
+        _block_lower(diag, doff[t], s, X, i0, not symmetric, c0, c1)
+        b0 = boff[t]
+        b = boff[t + 1] - b0
+        k = kL[t]
+        if b and k:
+            if xloff[t + 1] == xloff[t]:
+                _copy_rows(X, i0, k, c0, c1, tmp)
+            else:
+                _gather(XL, xloff[t], s, 1, k, s, bidx, 0, i0, True, X, c0, c1, tmp)
+            _scatter(QL, qloff[t], k, 1, k, b, bidx, b0, 0, False, X, c0, c1, tmp)
+    for t in range(T - 1, -1, -1):  # backward: X_I = U_t^-1 (Y_I - G_U X_B)
+        i0 = ptr[t]
+        s = ptr[t + 1] - i0
+        b0 = boff[t]
+        b = boff[t + 1] - b0
+        if symmetric:  # G_U = G_L^T = XL^T QL^T
+            k = kL[t]
+            if b and k:
+                _gather(QL, qloff[t], 1, k, k, b, bidx, b0, 0, False, X, c0, c1, tmp)
+                if xloff[t + 1] == xloff[t]:
+                    _sub_rows(X, i0, k, c0, c1, tmp)
+                else:
+                    _scatter(XL, xloff[t], 1, s, k, s, bidx, 0, i0, True, X, c0, c1, tmp)
+            _block_lower_transposed(diag, doff[t], s, X, i0, False, c0, c1)
+        else:  # G_U = XU QU
+            k = kU[t]
+            if b and k:
+                _gather(QU, quoff[t], b, 1, k, b, bidx, b0, 0, False, X, c0, c1, tmp)
+                if xuoff[t + 1] == xuoff[t]:
+                    _sub_rows(X, i0, k, c0, c1, tmp)
+                else:
+                    _scatter(XU, xuoff[t], k, 1, k, s, bidx, 0, i0, True, X, c0, c1, tmp)
+            _block_upper(diag, doff[t], s, X, i0, c0, c1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_transposed(ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL, kU,
+                      xuoff, XU, quoff, QU, X, c0, c1, tmp):
+    T = ptr.size - 1
+    for t in range(T):  # U^T W = X: W_I = U_t^-T X_I;  X_B -= G_U^T W_I = QU^T (XU^T W_I)
+        i0 = ptr[t]
+        s = ptr[t + 1] - i0
+        _block_upper_transposed(diag, doff[t], s, X, i0, c0, c1)
+        b0 = boff[t]
+        b = boff[t + 1] - b0
+        k = kU[t]
+        if b and k:
+            if xuoff[t + 1] == xuoff[t]:
+                _copy_rows(X, i0, k, c0, c1, tmp)
+            else:
+                _gather(XU, xuoff[t], 1, k, k, s, bidx, 0, i0, True, X, c0, c1, tmp)
+            _scatter(QU, quoff[t], 1, b, k, b, bidx, b0, 0, False, X, c0, c1, tmp)
+    for t in range(T - 1, -1, -1):  # L^T V = W: V_I = P^T L_t^-T (W_I - G_L^T V_B)
+        i0 = ptr[t]
+        s = ptr[t + 1] - i0
+        b0 = boff[t]
+        b = boff[t + 1] - b0
+        k = kL[t]
+        if b and k:
+            _gather(QL, qloff[t], 1, k, k, b, bidx, b0, 0, False, X, c0, c1, tmp)
+            if xloff[t + 1] == xloff[t]:
+                _sub_rows(X, i0, k, c0, c1, tmp)
+            else:
+                _scatter(XL, xloff[t], 1, s, k, s, bidx, 0, i0, True, X, c0, c1, tmp)
+        _block_lower_transposed(diag, doff[t], s, X, i0, True, c0, c1)
+        _swap_rows(X, i0, s, piv, c0, c1, False)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def substitute_block(symmetric, transposed, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL,
+                     xloff, XL, kU, xuoff, XU, quoff, QU, X, width):
+    """In place, X C-ordered (N, m): ``X <- M X`` (``M^T X``), ``width`` columns a pass.
+
+    One pass over the nodes per chunk of ``width`` columns; the chunks run in
+    parallel.
+    """
+    T = ptr.size - 1
+    kmax = 1
+    for t in range(T):
+        kmax = max(kmax, kL[t], kU[t])
+    m = X.shape[1]
+    n_chunks = (m + width - 1) // width
+    for chunk in numba.prange(n_chunks):
+        c0 = chunk * width
+        c1 = min(m, c0 + width)
+        tmp = np.empty((kmax, c1 - c0))
+        if transposed:
+            _block_transposed(ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL,
+                              kU, xuoff, XU, quoff, QU, X, c0, c1, tmp)
+        else:
+            _block(symmetric, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL,
+                   kU, xuoff, XU, quoff, QU, X, c0, c1, tmp)
