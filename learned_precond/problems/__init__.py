@@ -24,6 +24,14 @@ Modules
 -------
 ``pde``, ``seed``, ``real``
     The generators of kinds ``'pde'`` and ``'kernel'``, ``'seed'``, ``'real'``.
+``hard``
+    The hard suite of issue 15: ``hard_suite(scale)`` yields its nine rows
+    (:class:`~learned_precond.problems.hard.HardCase`: matrix, fixed
+    right-hand side, SPD flag, coordinates), ``hard_case(name, scale=...)``
+    builds one. Its two new matrices, ``elasticity_2d`` and
+    ``exponential_kernel_2d``, are plain functions, not registry entries:
+    their use needs the coordinates a row carries and a registry
+    :class:`Problem` does not.
 ``family``
     :class:`~learned_precond.problems.family.MatrixFamily`: deterministic data
     sets of one PDE family (what the SPAI generator trains on); not in the
@@ -73,6 +81,16 @@ from functools import partial
 import numpy as np
 
 from . import family, real  # noqa: F401 - family: problems.family.MatrixFamily
+from .hard import (
+    HARD_SUITE,
+    HardCase,
+    elasticity_2d,
+    elasticity_2d_coords,
+    exponential_kernel_2d,
+    hard_case,
+    hard_suite,
+    kernel_points_2d,
+)
 from .pde import (
     anisotropic_2d,
     biharmonic_1d,
@@ -99,6 +117,8 @@ from .seed import (
 
 __all__ = [
     "DEFINITENESS",
+    "HARD_SUITE",
+    "HardCase",
     "KINDS",
     "Problem",
     "ProblemInfo",
@@ -109,11 +129,17 @@ __all__ = [
     "convection_diffusion_1d",
     "convection_diffusion_2d",
     "diffusion_2d",
+    "elasticity_2d",
+    "elasticity_2d_coords",
     "exponential_kernel",
+    "exponential_kernel_2d",
     "get",
     "get_problem",
     "grid_shape",
+    "hard_case",
+    "hard_suite",
     "info",
+    "kernel_points_2d",
     "laplace_1d",
     "laplace_2d",
     "laplace_3d",
