@@ -15,6 +15,8 @@
 ``operator``    :class:`LearnedLU`: apply, adjoint, save/load, repr
 ``nested``      ``init='hierarchical'``: the nested-dissection layout
                 (compressed multifrontal start, :class:`NestedLearnedLU`)
+``nested_io``   its safe file format (``NestedLearnedLU.save``, read back by
+                ``LearnedLU.load``)
 ==============  ===========================================================
 
 ``budget`` holds the time limits (``time_budget=``), ``report`` the
@@ -34,12 +36,15 @@ Examples
 True
 """
 
-from . import nested
+import functools
+
+from . import nested, nested_io
 from .initialize import STARTS
-from .operator import LAYOUTS, LearnedLU
+from .operator import LAYOUTS, LOADERS, LearnedLU
 from .options import FitOptions
 from .report import FitReport
 
 LAYOUTS["hierarchical"] = nested.fit_nested
+LOADERS[nested_io.LAYOUT] = functools.partial(nested_io.load_nested, nested.NestedLearnedLU)
 
 __all__ = ["LearnedLU", "FitOptions", "FitReport", "STARTS"]

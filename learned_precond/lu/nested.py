@@ -77,10 +77,15 @@ class NestedLearnedLU(LearnedLU):
         return self.factors.factor_entries
 
     def save(self, path):
-        raise NotImplementedError(
-            "saving the nested-dissection layout (init='hierarchical') is not supported "
-            "yet; refit it (its setup is the fast part) or fit with "
-            "init='block_tridiagonal' to get a savable GFMM operator.")
+        """Save to ``path`` (``.npz`` + JSON, no pickle); ``LearnedLU.load`` reads it back.
+
+        The tree, the factors, the static pivoting, the low-rank correction
+        when there is one, the report and the options
+        (:mod:`learned_precond.lu.nested_io`).
+        """
+        from .nested_io import save_nested
+
+        save_nested(self, path)
 
     def to_dense(self, max_size=8192):
         n = self.shape[0]

@@ -23,7 +23,7 @@ from .._base import Preconditioner
 from .._convert import to_numpy
 from .._format import format_bytes
 from .._validation import as_matrix, check_structure
-from ..exceptions import FitConvergenceWarning, PreconditionerSetupError
+from ..exceptions import FitConvergenceWarning, ModelFileError, PreconditionerSetupError
 from ..io import load_learned_lu, matrix_fingerprint, save_learned_lu
 from ..pivoting import StaticPivoting
 from . import _checks
@@ -47,6 +47,9 @@ logger = logging.getLogger("learned_precond.lu")
 #: registers ``'hierarchical'`` when the package is imported (it subclasses
 #: LearnedLU, so this module cannot import it).
 LAYOUTS = {}
+#: Saved layouts other than the GFMM tree: the metadata's ``layout`` ->
+#: ``load(path, A=None)``, registered in lu/__init__ like :data:`LAYOUTS`.
+LOADERS = {}
 
 
 #: Up to this many unknowns training runs torch on one thread.
@@ -284,7 +287,14 @@ class LearnedLU(Preconditioner):
             Corrupt, truncated, unsafe (pickle), inconsistent, from an older
             format version, or fitted to another matrix.
         """
-        return load_learned_lu(cls, path, A=A)
+        from .nested_io import saved_layout
+
+        layout = saved_layout(path)
+        if layout == "gfmm":
+            return load_learned_lu(cls, path, A=A)
+        if layout not in LOADERS:
+            raise ModelFileError(f"{path} holds an unknown LearnedLU layout {layout!r}.")
+        return LOADERS[layout](path, A=A)
 
     # -- application ------------------------------------------------------------
     def _prepare(self, X):

@@ -1,0 +1,260 @@
+"""Save/load of the nested-dissection layout (NestedLearnedLU.save, LearnedLU.load)."""
+
+import io
+import json
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from learned_precond import LearnedLU, problems
+from learned_precond.exceptions import ModelFileError
+from learned_precond.lu.nested import NestedLearnedLU
+from learned_precond.lu.nested_io import saved_layout
+
+META = "__metadata__"
+
+
+def _laplace(n=16):
+    return sp.csr_array(problems.get("laplace_2d", n=n))
+
+
+def _convdiff(n=16):
+    return sp.csr_array(problems.get("convection_diffusion_2d", n=n, eps=1e-2,
+                                     velocity="vortex"))
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """``{name: (A, M, path)}``: Cholesky, LU and LU with static pivoting, saved."""
+    out = {}
+    root = tmp_path_factory.mktemp("nested")
+    for name, A, options in (("cholesky", _laplace(), {}),
+                             ("lu", _convdiff(), {}),
+                             ("lu-mc64", _convdiff(), {"pivoting": "mc64"})):
+        M = LearnedLU.fit(A, init="hierarchical", rank_tol=0.2, seed=0, **options)
+        path = root / f"{name}.npz"
+        M.save(path)
+        out[name] = (A, M, path)
+    return out
+
+
+def _read(path):
+    """Our own file's arrays and metadata (written by the test, so np.load is safe)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays.pop(META).tobytes().decode())
+    return arrays, meta
+
+
+def _write(path, arrays, meta):
+    arrays = dict(arrays)
+    arrays[META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+@pytest.mark.parametrize("name", ["cholesky", "lu", "lu-mc64"])
+def test_round_trip_is_bit_identical(fitted, name):
+    A, M, path = fitted[name]
+    assert saved_layout(path) == "nested_dissection"
+    M2 = LearnedLU.load(path, A=A)
+    assert isinstance(M2, NestedLearnedLU)
+    assert M2.symmetric == M.symmetric and M2.pivoting.method == M.pivoting.method
+    X = np.random.default_rng(0).standard_normal((A.shape[0], 3))
+    assert np.array_equal(M @ X, M2 @ X)
+    assert np.array_equal(M @ X[:, 0], M2 @ X[:, 0])
+    assert np.array_equal(M.H @ X, M2.H @ X)
+    assert M2.report.init == "hierarchical"
+    assert M2.report.rank_tol == M.report.rank_tol
+    assert M2.report.hierarchical == M.report.hierarchical
+    assert M2.nbytes == M.nbytes
+    assert repr(M2) == repr(M)
+    # NestedLearnedLU.load dispatches the same way.
+    assert np.array_equal(NestedLearnedLU.load(path) @ X, M @ X)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["symmetric", "general"])
+def test_round_trip_keeps_the_low_rank_correction(fitted, tmp_path, shared):
+    refine = pytest.importorskip(
+        "learned_precond.lu.refine",
+        reason="the correction's class (learned_precond.lu.refine) does not exist yet")
+    A, M, _ = fitted["cholesky" if shared else "lu"]
+    n = A.shape[0]
+    rng = np.random.default_rng(1)
+    left = rng.standard_normal((n, 3))
+    core = rng.standard_normal((3, 3))
+    if shared:
+        core = core @ core.T  # SPD M stays SPD: C positive semidefinite
+    right = left if shared else rng.standard_normal((n, 3))
+    M.correction = refine.LowRankCorrection(left, core, right)
+    try:
+        path = tmp_path / "corrected.npz"
+        M.save(path)
+        M2 = LearnedLU.load(path, A=A)
+    finally:
+        M.correction = None
+    c = M2.correction
+    assert np.array_equal(c.left, left) and np.array_equal(c.core, core)
+    assert np.array_equal(c.right, right)
+    assert (c.left is c.right) == shared
+    arrays, _ = _read(path)
+    assert ("correction/right" in arrays) != shared  # a shared factor is stored once
+    X = rng.standard_normal((n, 2))
+    M.correction = c
+    try:
+        assert np.array_equal(M @ X, M2 @ X)
+    finally:
+        M.correction = None
+    if shared:  # an edited core that would make M indefinite is refused
+        arrays, meta = _read(path)
+        arrays["correction/core"] = -arrays["correction/core"]
+        _write(path, arrays, meta)
+        with pytest.raises(ModelFileError, match="positive semidefinite"):
+            LearnedLU.load(path)
+
+
+def test_wrong_matrix_is_refused(fitted):
+    A, _, path = fitted["cholesky"]
+    with pytest.raises(ModelFileError, match="different matrix"):
+        LearnedLU.load(path, A=A * 2.0)
+    with pytest.raises(ModelFileError, match="for a 256x256 matrix"):
+        LearnedLU.load(path, A=_laplace(12))
+
+
+def test_truncated_file_is_refused(fitted, tmp_path):
+    _, _, path = fitted["lu"]
+    data = path.read_bytes()
+    for cut in (len(data) // 3, len(data) - 10, 20):
+        bad = tmp_path / f"cut{cut}.npz"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(ModelFileError):
+            LearnedLU.load(bad)
+
+
+def _edited(fitted, tmp_path, name, edit):
+    _, _, path = fitted[name]
+    arrays, meta = _read(path)
+    edit(arrays, meta)
+    bad = tmp_path / "edited.npz"
+    _write(bad, arrays, meta)
+    return bad
+
+
+def _swap_perm(a, m):
+    a["tree/perm"][0] = a["tree/perm"][1]
+
+
+def _shrink_diag(a, m):
+    a["factors/diag"] = a["factors/diag"][:-1]
+
+
+def _shrink_diag_and_meta(a, m):
+    a["factors/diag"] = a["factors/diag"][:-1]
+    m["lengths"]["diag"] -= 1
+
+
+def _huge_length(a, m):
+    m["lengths"]["QL"] = m["n"] ** 2 + 1
+
+
+def _huge_n(a, m):
+    m["n"] = 2**39
+
+
+def _rank_above_block(a, m):
+    s = np.diff(a["tree/ptr"])
+    a["factors/kL"][np.argmax(s)] = s.max() + 1
+
+
+def _parent_before_child(a, m):
+    a["tree/parent"][-2] = 0
+
+
+def _boundary_inside_node(a, m):
+    t = int(np.flatnonzero(np.diff(a["factors/boff"]))[0])
+    a["factors/bidx"][a["factors/boff"][t]] = a["tree/ptr"][t]
+
+
+def _pivot_out_of_block(a, m):
+    a["factors/piv"][0] = a["tree/ptr"][1]
+
+
+def _zero_pivot(a, m):
+    a["factors/diag"][0] = 0.0
+
+
+def _nan_factor(a, m):
+    a["factors/QL"][0] = np.nan
+
+
+def _float32_array(a, m):
+    a["factors/XL"] = a["factors/XL"].astype(np.float32)
+
+
+def _extra_array(a, m):
+    a["factors/extra"] = np.zeros(3)
+
+
+def _no_layout(a, m):
+    del m["layout"]  # then it reads as a GFMM file, which it is not
+
+
+@pytest.mark.parametrize("edit", [
+    _swap_perm, _shrink_diag, _shrink_diag_and_meta, _huge_length, _huge_n,
+    _rank_above_block, _parent_before_child, _boundary_inside_node, _pivot_out_of_block,
+    _zero_pivot, _nan_factor, _float32_array, _extra_array, _no_layout,
+], ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize("name", ["cholesky", "lu"])
+def test_edited_file_is_refused(fitted, tmp_path, name, edit):
+    bad = _edited(fitted, tmp_path, name, edit)
+    with pytest.raises(ModelFileError):
+        LearnedLU.load(bad)
+
+
+def test_crafted_sizes_never_allocate(fitted, tmp_path):
+    # Metadata and headers that agree on 2^33 floats: refused before any read
+    # (the member holds a few bytes), and nothing near that size is allocated.
+    _, _, path = fitted["cholesky"]
+    arrays, meta = _read(path)
+    meta["lengths"]["diag"] = 2**33
+    del arrays["factors/diag"]
+    bad = tmp_path / "crafted.npz"
+    _write(bad, arrays, meta)
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f8", "fortran_order": False, "shape": (2**33,)})
+    with zipfile.ZipFile(bad, "a") as zf:
+        zf.writestr("factors/diag.npy", buf.getvalue() + b"\0" * 64)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError):
+            LearnedLU.load(bad)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**26
+
+
+@pytest.mark.parametrize("name", ["cholesky", "lu"])
+def test_every_integer_edit_is_caught_or_harmless(fitted, tmp_path, name):
+    # One entry of every integer array set to values a crafted file would
+    # use: loading either raises ModelFileError or gives a finite operator,
+    # never another exception (an index error, a segfault in the kernel).
+    _, _, path = fitted[name]
+    arrays, meta = _read(path)
+    n = meta["n"]
+    rng = np.random.default_rng(0)
+    for key in sorted(k for k, v in arrays.items() if v.dtype.kind == "i" and v.size):
+        for value in (-1, 0, 1, n, 2**62):
+            edited = {k: v.copy() for k, v in arrays.items()}
+            edited[key][rng.integers(edited[key].size)] = value
+            bad = tmp_path / "fuzz.npz"
+            _write(bad, edited, meta)
+            try:
+                M = LearnedLU.load(bad)
+            except ModelFileError:
+                continue
+            assert np.all(np.isfinite(M @ np.ones(n))), (key, value)
