@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-def as_matrix(A, *, name="A", allow_operator=False):
+def as_matrix(A, *, name="A", allow_operator=False, allow_complex=False):
     """Validate ``A`` and return it as ``csr_array``, ``ndarray`` or ``LinearOperator``.
 
     Parameters
@@ -36,6 +36,10 @@ def as_matrix(A, *, name="A", allow_operator=False):
         Name used in error messages.
     allow_operator : bool
         Accept a ``LinearOperator`` (returned unchanged after the shape check).
+    allow_complex : bool
+        Accept complex entries (for the preconditioners whose class says
+        ``supports_complex``, and the Krylov harness); else complex ``A`` is
+        refused, never truncated to its real part.
 
     Returns
     -------
@@ -48,7 +52,7 @@ def as_matrix(A, *, name="A", allow_operator=False):
     TypeError
         Not a matrix, or an integer/boolean dtype.
     NotImplementedError
-        Complex entries.
+        Complex entries (unless ``allow_complex``).
     ValueError
         Not square, empty, or NaN/Inf entries.
     """
@@ -59,10 +63,10 @@ def as_matrix(A, *, name="A", allow_operator=False):
                 f"entries; pass a scipy sparse array or a dense ndarray instead."
             )
         check_square(A.shape, name)
-        _check_dtype(np.dtype(A.dtype), name)
+        _check_dtype(np.dtype(A.dtype), name, allow_complex)
         return A
     if sp.issparse(A):
-        _check_dtype(A.dtype, name)
+        _check_dtype(A.dtype, name, allow_complex)
         check_square(A.shape, name)
         A = sp.csr_array(A, copy=True)
         A.sum_duplicates()
@@ -73,6 +77,7 @@ def as_matrix(A, *, name="A", allow_operator=False):
                 f"{name} has {bad} NaN or Inf entries; remove or replace them "
                 f"(e.g. A.data[~np.isfinite(A.data)] = 0) before building a preconditioner."
             )
+        _check_magnitude(A.data, name)
         return A
     if isinstance(A, np.ndarray) or (hasattr(A, "__array__") and not np.isscalar(A)):
         arr = np.asarray(A)
@@ -80,7 +85,10 @@ def as_matrix(A, *, name="A", allow_operator=False):
             raise TypeError(
                 f"{name} has dtype object; pass a numeric ndarray or a scipy sparse array."
             )
-        _check_dtype(arr.dtype, name)
+        _check_dtype(arr.dtype, name, allow_complex)
+        if arr.dtype == np.float16:
+            # numpy's and scipy's linear algebra has no half precision kernels
+            arr = arr.astype(np.float32)
         if arr.ndim != 2:
             raise ValueError(
                 f"{name} must be 2-D, got an array of shape {arr.shape}; "
@@ -93,6 +101,7 @@ def as_matrix(A, *, name="A", allow_operator=False):
                 f"{name} has {bad} NaN or Inf entries; remove or replace them before "
                 f"building a preconditioner."
             )
+        _check_magnitude(arr, name)
         return arr
     raise TypeError(
         f"{name} must be a scipy sparse array/matrix, a dense numpy array or a "
@@ -100,17 +109,42 @@ def as_matrix(A, *, name="A", allow_operator=False):
     )
 
 
-def _check_dtype(dtype, name):
+def _check_dtype(dtype, name, allow_complex=False):
     if np.issubdtype(dtype, np.complexfloating):
+        if allow_complex:
+            return
         raise NotImplementedError(
-            f"{name} is complex ({dtype}); learned_precond supports real matrices only. "
-            f"Split the system into real and imaginary parts (a real 2N x 2N system) "
-            f"to use it."
+            f"{name} is complex ({dtype}); this entry point supports real matrices only. "
+            f"Use a preconditioner that fits complex matrices ('ilut', 'ilu0', 'jacobi', "
+            f"'amg', 'exact', 'none'), or split the system into real and imaginary parts "
+            f"(a real 2N x 2N system)."
         )
     if not np.issubdtype(dtype, np.floating):
         raise TypeError(
             f"{name} has dtype {dtype}; preconditioners need floating point entries. "
             f"Convert with A.astype(np.float64)."
+        )
+
+
+def _check_magnitude(values, name):
+    """Refuse a matrix whose every nonzero entry is subnormal (below the dtype's tiny)."""
+    mags = np.abs(values)
+    if mags.size == 0:
+        return
+    # Read through the bit pattern: a process that flushes subnormals to zero
+    # (torch.set_flush_denormal) compares them equal to 0.
+    bits = mags.astype(np.float64).view(np.int64)
+    if not np.any(bits != 0):
+        return  # all zero: the structure checks say so
+    top = float(np.max(mags))
+    tiny = float(np.finfo(mags.dtype).tiny)
+    if top < tiny:
+        largest = float(np.max(bits).view(np.float64))
+        raise ValueError(
+            f"{name}'s largest entry is {largest:.3g}, subnormal (below {tiny:.3g}, the "
+            f"smallest normal {mags.dtype}): its entries have lost digits and products "
+            f"with {name} underflow. Scale the system, e.g. solve (c A) x = c b with "
+            f"c = 2.0**600."
         )
 
 
@@ -128,12 +162,12 @@ def check_square(shape, name="A"):
         raise ValueError(f"{name} is empty (shape {shape}); there is nothing to solve.")
 
 
-def check_rhs(b, n, name="b"):
-    """Return ``b`` as a float 1-D or 2-D array with ``n`` rows, or raise."""
+def check_rhs(b, n, name="b", *, allow_complex=False):
+    """Return ``b`` as a float (or, if allowed, complex) vector of length ``n``, or raise."""
     b = np.asarray(b)
     if b.dtype == object or not np.issubdtype(b.dtype, np.number):
         raise TypeError(f"{name} must be a numeric array, got dtype {b.dtype}.")
-    if np.issubdtype(b.dtype, np.complexfloating):
+    if np.issubdtype(b.dtype, np.complexfloating) and not allow_complex:
         raise NotImplementedError(
             f"{name} is complex; solve the real and imaginary parts separately."
         )

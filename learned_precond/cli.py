@@ -259,7 +259,47 @@ def _fit_options(items, names):
                 f"({', '.join(names)})"
             )
         options.setdefault(target, {})[key.strip().replace("-", "_")] = parse_value(value)
+    for target, given in options.items():
+        _check_fit_options(target, given)
     return options
+
+
+def _check_fit_options(target, options):
+    """Refuse misspelt or invalid ``--fit`` options before any fit runs (exit status 2).
+
+    Names are checked against the signature of ``target``'s ``fit``; the
+    values of LearnedLU's options by :class:`~learned_precond.lu.FitOptions`,
+    which needs no matrix. Other values are checked by the fit itself.
+    """
+    import difflib
+    import inspect
+
+    try:
+        # the lookup compare itself uses, so the check and the fit see one class
+        cls = comparison.get_preconditioner(target)
+        fit = cls.fit
+    except (KeyError, ValueError, ImportError, AttributeError):
+        return  # an unknown or unavailable name: compare reports it in its row
+    params = inspect.signature(fit).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        known = [name for name, p in params.items()
+                 if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        for key in options:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise _UsageError(
+                    f"--fit {key}=...: {target} has no option {key!r}; {hint}its options "
+                    f"are: {', '.join(known) or 'none'}")
+    from .lu import LearnedLU
+
+    if cls is LearnedLU:
+        from .lu.options import FitOptions
+
+        try:
+            FitOptions.from_kwargs(options)
+        except (TypeError, ValueError) as exc:
+            raise _UsageError(f"--fit (learned_lu): {one_line(exc)}") from None
 
 
 def parse_value(text):

@@ -315,14 +315,21 @@ def _expected_arrays(layout, symmetric, n):
 
 
 def _check_headers(expected, headers, path):
+    # Missing arrays first: an array renamed away (pivoting/ -> pivot/) is then
+    # reported by the name the file should hold, never read as a default.
+    missing = [name for name in expected if name not in headers]
+    if missing:
+        extra = [name for name in headers if name not in expected]
+        also = f" (it holds {', '.join(map(repr, extra))} instead)" if extra else ""
+        raise ModelFileError(
+            f"{path}: array {missing[0]!r} is missing{also}; the file does not match its "
+            f"metadata (written by another version, or edited).")
     for name in headers:
         if name not in expected:
             raise ModelFileError(
                 f"{path}: unexpected array {name!r}; the file does not match its metadata "
                 f"(written by another version, or edited).")
     for name, (shape, kind) in expected.items():
-        if name not in headers:
-            raise ModelFileError(f"{path}: array {name!r} is missing.")
         got_shape, dtype = headers[name]
         if got_shape != tuple(shape) or dtype.kind != kind or dtype.itemsize != 8:
             want = "float64" if kind == "f" else "int64"

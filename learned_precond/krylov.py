@@ -13,6 +13,12 @@ thing for every method:
 * ``converged`` is judged on that true residual (see :func:`solve`), not on
   a solver's internal estimate.
 
+:func:`solve_many` solves for k right-hand sides at once: its CG and GMRES
+run the k iterations in lockstep, so every product with ``A`` and every
+application of ``M`` is one blocked ``(N, k)`` product (``M @ X`` goes through
+each preconditioner's blocked apply); it returns one :class:`SolveResult`
+per column. Complex ``A``, ``b`` and ``M`` are solved in complex arithmetic.
+
 The harness is for measuring preconditioners, not for speed: GMRES applies
 ``M`` once more to scale its residual history, and CG/BiCG/BiCGStab/MINRES
 compute the true residual of every iterate (one extra product with ``A`` per
@@ -29,7 +35,7 @@ import scipy.sparse.linalg as spla
 
 from ._validation import as_matrix, check_positive_int, check_rhs, check_structure
 
-__all__ = ["solve", "SolveResult", "METHODS"]
+__all__ = ["solve", "solve_many", "SolveResult", "METHODS"]
 
 #: Krylov methods accepted by :func:`solve`.
 METHODS = ("gmres", "cg", "bicgstab", "bicg", "minres")
@@ -100,9 +106,9 @@ def solve(A, b, M=None, *, method="gmres", rtol=1e-8, atol=0.0, maxiter=None, re
     Parameters
     ----------
     A : sparse array, ndarray or LinearOperator
-        Square real system matrix (``bicg`` also needs ``A.rmatvec``).
+        Square system matrix, real or complex (``bicg`` also needs ``A.rmatvec``).
     b : array_like
-        Right-hand side, shape ``(N,)`` or ``(N, 1)``.
+        Right-hand side, shape ``(N,)`` or ``(N, 1)``, real or complex.
     M : LinearOperator, sparse array or ndarray, optional
         Preconditioner ``M ~ A^-1`` (e.g. a fitted
         :class:`~learned_precond._base.Preconditioner`); ``None`` for none.
@@ -163,16 +169,19 @@ def solve(A, b, M=None, *, method="gmres", rtol=1e-8, atol=0.0, maxiter=None, re
     """
     if method not in METHODS:
         raise ValueError(f"unknown Krylov method {method!r}; choose from {', '.join(METHODS)}.")
-    A = as_matrix(A, allow_operator=True)
+    A = as_matrix(A, allow_operator=True, allow_complex=True)
     check_structure(A)  # an empty row/column: no solution to converge to
     n = A.shape[0]
-    b = check_rhs(b, n)
-    x0 = None if x0 is None else check_rhs(x0, n, name="x0")
+    b = check_rhs(b, n, allow_complex=True)
+    x0 = None if x0 is None else check_rhs(x0, n, name="x0", allow_complex=True)
     rtol = _check_tolerance(rtol, "rtol")
     atol = _check_tolerance(atol, "atol")
     maxiter = 10 * n if maxiter is None else check_positive_int(maxiter, "maxiter")
     restart = check_positive_int(restart, "restart")
     precond = _check_preconditioner(M, A.shape, method)
+    dtype = _work_dtype(A, b, precond, x0)
+    b = b.astype(dtype, copy=False)
+    x0 = None if x0 is None else x0.astype(dtype, copy=False)
 
     A_op = spla.aslinearoperator(A)
     bnorm = float(np.linalg.norm(b))
@@ -186,7 +195,7 @@ def solve(A, b, M=None, *, method="gmres", rtol=1e-8, atol=0.0, maxiter=None, re
 
     def record_iterate(xk):
         # scipy passes its working array: copy before it is updated in place.
-        last_x[0] = np.array(xk, dtype=np.float64, copy=True)
+        last_x[0] = np.array(xk, dtype=dtype, copy=True)
         history.append(float(np.linalg.norm(b - A_op.matvec(last_x[0]))) / scale)
 
     start = time.perf_counter()
@@ -246,7 +255,7 @@ def solve(A, b, M=None, *, method="gmres", rtol=1e-8, atol=0.0, maxiter=None, re
         )
     solve_time = time.perf_counter() - start
 
-    x = np.asarray(x, dtype=np.float64).reshape(n)
+    x = np.asarray(x, dtype=dtype).reshape(n)
     true_res = float(np.linalg.norm(b - A_op.matvec(x)))
     if method != "gmres":
         # BiCGStab can return after a half step without calling back; count
@@ -267,6 +276,137 @@ def solve(A, b, M=None, *, method="gmres", rtol=1e-8, atol=0.0, maxiter=None, re
         method=method,
         info=info,
     )
+
+
+#: solve_many's GMRES keeps ``restart + 1`` basis blocks of ``N x k``; columns
+#: are solved in groups that keep that basis under this many bytes.
+MANY_BASIS_BYTES = 256 * 2**20
+
+
+def solve_many(A, B, M=None, *, method="gmres", rtol=1e-8, atol=0.0, maxiter=None,
+               restart=50, X0=None, lockstep=True):
+    """Solve ``A X = B`` for the k columns of ``B``; one :class:`SolveResult` per column.
+
+    Parameters
+    ----------
+    A : sparse array, ndarray or LinearOperator
+        Square system matrix, real or complex.
+    B : array_like, shape (N, k) or (N,)
+        Right-hand sides, real or complex.
+    M : LinearOperator, sparse array or ndarray, optional
+        Preconditioner, applied to all active columns at once (``M @ X``).
+    method : {'gmres', 'cg', 'bicgstab', 'bicg', 'minres'}, optional
+        ``'gmres'`` and ``'cg'`` run in lockstep (see Notes); the other
+        methods solve the columns one after another with :func:`solve`.
+    rtol, atol, maxiter, restart
+        As for :func:`solve`, for every column.
+    X0 : array_like, shape (N, k), optional
+        Initial guesses; default zeros.
+    lockstep : bool, optional
+        False: solve the columns one after another with :func:`solve` (the
+        reference the lockstep result is tested against).
+
+    Returns
+    -------
+    list of SolveResult
+        Column ``c``'s result; ``solve_time`` is the whole call's time divided
+        by k (the columns share every product).
+
+    Notes
+    -----
+    In lockstep every column runs its own Krylov iteration and they share
+    the products with ``A`` and ``M`` (module :mod:`learned_precond._lockstep`):
+    CG is the same iteration as scipy's; GMRES is *right* preconditioned
+    (scipy's is left preconditioned), so its residual history is the true
+    residual's (in exact arithmetic) and its iteration count can differ from
+    :func:`solve`'s by a few. ``converged`` is judged on the true residual of
+    the returned column, as in :func:`solve`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from learned_precond.krylov import solve_many
+    >>> A = sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(100, 100))
+    >>> B = A @ np.ones((100, 3))
+    >>> results = solve_many(A, B, method="cg", rtol=1e-10)
+    >>> [r.iterations for r in results], all(np.allclose(r.x, 1.0) for r in results)
+    ([50, 50, 50], True)
+    """
+    from ._lockstep import lockstep_cg, lockstep_gmres
+
+    if method not in METHODS:
+        raise ValueError(f"unknown Krylov method {method!r}; choose from {', '.join(METHODS)}.")
+    A = as_matrix(A, allow_operator=True, allow_complex=True)
+    check_structure(A)
+    n = A.shape[0]
+    B = _check_block(B, n, "B")
+    k = B.shape[1]
+    X0 = None if X0 is None else _check_block(X0, n, "X0", columns=k)
+    if not lockstep or method not in ("gmres", "cg"):
+        return [solve(A, B[:, c], M, method=method, rtol=rtol, atol=atol, maxiter=maxiter,
+                      restart=restart, x0=None if X0 is None else X0[:, c])
+                for c in range(k)]
+    rtol = _check_tolerance(rtol, "rtol")
+    atol = _check_tolerance(atol, "atol")
+    maxiter = 10 * n if maxiter is None else check_positive_int(maxiter, "maxiter")
+    restart = check_positive_int(restart, "restart")
+    precond = _check_preconditioner(M, A.shape, method)
+    dtype = _work_dtype(A, B, precond, X0)
+    B = B.astype(dtype, copy=False)
+    X = np.zeros((n, k), dtype=dtype) if X0 is None else X0.astype(dtype, copy=True)
+    A_op = spla.aslinearoperator(A)
+    bnorm = np.linalg.norm(B, axis=0)
+    scale = np.where(bnorm > 0, bnorm, 1.0)
+    target = np.maximum(rtol * bnorm, atol)
+    start = time.perf_counter()
+    if method == "cg":
+        X, iterations, histories, info = lockstep_cg(A_op, B, precond, X, target, scale,
+                                                     maxiter)
+    else:
+        group = max(1, MANY_BASIS_BYTES // ((min(restart, n) + 1) * n * dtype.itemsize))
+        iterations, histories, info = np.zeros(k, dtype=int), [None] * k, np.zeros(k, int)
+        for lo in range(0, k, group):
+            sl = slice(lo, min(k, lo + group))
+            X[:, sl], iterations[sl], hist, info[sl] = lockstep_gmres(
+                A_op, B[:, sl], precond, X[:, sl], target[sl], scale[sl], maxiter, restart)
+            histories[sl] = hist
+    elapsed = (time.perf_counter() - start) / k
+    true_res = np.linalg.norm(B - A_op.matmat(X), axis=0)
+    results = []
+    for c in range(k):
+        converged = bool(true_res[c] <= target[c]
+                         or (info[c] == 0 and true_res[c] <= CONVERGENCE_SLACK * target[c]))
+        results.append(SolveResult(
+            x=X[:, c].copy(), converged=converged, iterations=int(iterations[c]),
+            residuals=np.asarray(histories[c], dtype=np.float64), solve_time=elapsed,
+            relative_residual=float(true_res[c] / scale[c]), method=method,
+            info=int(info[c])))
+    return results
+
+
+def _check_block(B, n, name, *, columns=None):
+    """``B`` as an (n, k) float or complex array with finite entries, or raise."""
+    B = np.asarray(B)
+    if B.dtype == object or not np.issubdtype(B.dtype, np.number):
+        raise TypeError(f"{name} must be a numeric array, got dtype {B.dtype}.")
+    if B.ndim == 1:
+        B = B[:, None]
+    if B.ndim != 2 or B.shape[0] != n or B.shape[1] == 0:
+        raise ValueError(f"{name} has shape {B.shape} but A has {n} rows; pass an array "
+                         f"of shape ({n}, k) with k >= 1.")
+    if columns is not None and B.shape[1] != columns:
+        raise ValueError(f"{name} has {B.shape[1]} columns but B has {columns}.")
+    if not np.all(np.isfinite(B)):
+        raise ValueError(f"{name} has NaN or Inf entries; fix the right-hand sides.")
+    return B.astype(np.result_type(B.dtype, np.float64), copy=False)
+
+
+def _work_dtype(*arrays):
+    """complex128 when any of ``arrays`` (or operators) is complex, else float64."""
+    cplx = any(a is not None and np.issubdtype(np.dtype(a.dtype), np.complexfloating)
+               for a in arrays)
+    return np.dtype(np.complex128 if cplx else np.float64)
 
 
 def _check_tolerance(value, name):

@@ -57,12 +57,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching, structural_rank
 from scipy.sparse.linalg import LinearOperator
 
-from ._base import Preconditioner, _format_bytes
+from ._base import Preconditioner
+from ._equilibration import mc64, ruiz_scaling
+from ._format import format_bytes
 from ._validation import as_matrix, check_structure, diagonal_report
-from .exceptions import StructurallySingularError
 
 __all__ = [
     "PIVOTING_METHODS",
@@ -80,11 +80,10 @@ PIVOTING_METHODS = ("auto", "mc64", "scale", "none")
 WEAK_RTOL = 1e-3
 #: ``'auto'`` pivots when more than this fraction of the rows have a weak diagonal.
 WEAK_FRACTION = 0.01
-
-# Ruiz equilibration stops when every row and column maximum is within this
-# factor of 1 (or after _RUIZ_MAXITER sweeps); it halves the log-deviation per sweep.
-_RUIZ_TOL = 0.05
-_RUIZ_MAXITER = 30
+#: ``'auto'`` also pivots (MC64 scales to a unit diagonal) when the largest row
+#: or column maximum is more than this many times the smallest: badly scaled rows
+#: or columns (1e-150..1e150) that leave the diagonal strong relative to its row.
+SCALE_SPREAD = 1e8
 
 
 @dataclass(frozen=True, eq=False)
@@ -302,8 +301,9 @@ def _scale_rows(x, s):
 # -- deciding -----------------------------------------------------------------------
 
 
-def needs_pivoting(A, *, rtol=WEAK_RTOL, max_weak_fraction=WEAK_FRACTION):
-    """Decide whether ``A``'s diagonal is too weak to factor without pivoting.
+def needs_pivoting(A, *, rtol=WEAK_RTOL, max_weak_fraction=WEAK_FRACTION,
+                   max_spread=SCALE_SPREAD):
+    """Decide whether ``A``'s diagonal is too weak, or ``A`` too badly scaled, to factor as is.
 
     Parameters
     ----------
@@ -313,12 +313,16 @@ def needs_pivoting(A, *, rtol=WEAK_RTOL, max_weak_fraction=WEAK_FRACTION):
         A nonzero ``a_ii`` is weak when ``|a_ii| < rtol * max_j |a_ij|``.
     max_weak_fraction : float
         Largest tolerated fraction of weak diagonal entries.
+    max_spread : float
+        Largest tolerated ratio between the largest and the smallest row
+        maximum ``max_j |a_ij|`` (and column maximum).
 
     Returns
     -------
     needed : bool
-        True when any diagonal entry is zero (stored or not), or more than
-        ``max_weak_fraction`` of them are weak.
+        True when any diagonal entry is zero (stored or not), more than
+        ``max_weak_fraction`` of them are weak, or the row or column maxima
+        spread over more than ``max_spread``.
     reason : str
         One sentence saying which (with the counts).
 
@@ -326,12 +330,21 @@ def needs_pivoting(A, *, rtol=WEAK_RTOL, max_weak_fraction=WEAK_FRACTION):
     -----
     A single zero diagonal entry is a zero pivot of ILU(0) and of a block
     factorization whose diagonal block is singular, so it always triggers
-    pivoting. Weak entries are tolerated up to 5% of the rows by default:
+    pivoting. Weak entries are tolerated up to 1% of the rows by default:
     ``steam2`` has 25% of its diagonal entries below ``1e-3`` of their row
     maximum (badly scaled rows, not a weak diagonal in the column sense), and
     ILU(0) needs 2 GMRES iterations on it without pivoting, so the threshold
     is not a proof of trouble; see ``docs/robustness.md`` for the measured
     effect on the bundled real matrices.
+
+    The weak-diagonal rule compares each diagonal entry with its own row, so
+    it cannot see rows scaled by very different factors (``diag(d) A`` with
+    ``d`` from 1e-150 to 1e150): such a matrix has a strong diagonal, but its
+    factors, residuals and products span 300 orders of magnitude, and the
+    largest rows hide the others. The spread rule catches it; MC64 then moves
+    no row (the diagonal is already a maximum-product matching) and only
+    scales, to ``|a'_ii| = 1``. On the bundled matrices the largest spread
+    without a weak diagonal is 3e4 (``1138_bus``).
     """
     A = as_matrix(A)
     report = diagonal_report(A, rtol=rtol)
@@ -345,10 +358,31 @@ def needs_pivoting(A, *, rtol=WEAK_RTOL, max_weak_fraction=WEAK_FRACTION):
             f"{report.weak} of {report.n} diagonal entries are below {rtol:g} times "
             f"the largest entry of their row (more than {max_weak_fraction:.0%})"
         )
+    spread = _max_spread(A)
+    if spread > max_spread:
+        return True, (
+            f"the row or column maxima of |A| spread over a factor {spread:.3g} (more "
+            f"than {max_spread:.3g}): A is badly scaled and is equilibrated first"
+        )
     return False, (
         f"the diagonal is nonzero and weak in {report.weak} of {report.n} rows "
-        f"(at most {max_weak_fraction:.0%} allowed)"
+        f"(at most {max_weak_fraction:.0%} allowed), and the row and column maxima "
+        f"spread over a factor {spread:.3g} (at most {max_spread:.3g})"
     )
+
+
+def _max_spread(A):
+    """Largest ratio max/min of the nonzero row maxima, or of the column maxima, of |A|."""
+    absA = abs(sp.csr_array(A)) if sp.issparse(A) else np.abs(np.asarray(A))
+    spread = 1.0
+    for axis in (0, 1):
+        top = absA.max(axis=axis)
+        top = np.ravel(top.toarray() if sp.issparse(top) else top).astype(np.float64)
+        top = top[top > 0]
+        if top.size:  # in logs: 1e300 / 1e-300 overflows
+            log_ratio = float(np.log(top.max()) - np.log(top.min()))
+            spread = max(spread, float(np.exp(min(log_ratio, 709.0))))
+    return spread
 
 
 # -- computing ------------------------------------------------------------------------
@@ -430,135 +464,10 @@ def static_pivoting(A, *, method="auto"):
     A = A.astype(np.float64, copy=False)
     A.eliminate_zeros()
     if method == "scale":
-        r, c = _ruiz_scaling(A)
+        r, c = ruiz_scaling(A)
         return StaticPivoting(np.arange(n), r, c, method="scale", reason=reason)
-    row_perm, r, c = _mc64(A)
+    row_perm, r, c = mc64(A)
     return StaticPivoting(row_perm, r, c, method="mc64", reason=reason)
-
-
-def _mc64(A):
-    """Maximum-product matching and its dual scaling (see :func:`static_pivoting`)."""
-    n = A.shape[0]
-    absA = abs(A)
-    col_max = np.zeros(n)
-    np.maximum.at(col_max, absA.indices, absA.data)
-    log_col_max = np.log(col_max)
-    cost = sp.csr_array((log_col_max[absA.indices] - np.log(absA.data), absA.indices,
-                         absA.indptr), shape=A.shape)
-    shifted = sp.csr_array((cost.data + 1.0, cost.indices, cost.indptr), shape=A.shape)
-    try:
-        rows, cols = min_weight_full_bipartite_matching(shifted)
-    except ValueError:
-        rank = int(structural_rank(sp.csr_matrix(absA)))
-        raise StructurallySingularError(
-            f"A is structurally singular: its structural rank is {rank} < N = {n} (no "
-            f"row permutation puts nonzeros on the whole diagonal), so A has no inverse "
-            f"for a preconditioner to approximate. Check the assembly for dependent "
-            f"equations or unknowns that no equation constrains."
-        ) from None
-    # Row rows[k] is matched to column cols[k]; new row j = old row matched to column j.
-    row_perm = np.empty(n, dtype=np.int64)
-    row_perm[cols] = rows
-    # Keep the diagonal when it is itself a maximum-product matching (ties are
-    # common: +-1 entries, symmetric matrices): a permutation would buy nothing
-    # and would destroy symmetry.
-    diag_cost = _diagonal_of(cost)
-    if diag_cost is not None:
-        best = float(np.sum(_diagonal_of(sp.csr_array(cost[row_perm]))))
-        tol = 1e-12 * n * max(1.0, float(np.max(cost.data, initial=0.0)))
-        if float(np.sum(diag_cost)) <= best + tol:
-            row_perm = np.arange(n, dtype=np.int64)
-
-    # Duals on the permuted cost matrix C' (matching on its diagonal).
-    cost_p = sp.csr_array(cost[row_perm])
-    cost_p.sort_indices()
-    diag_cost = _diagonal_of(cost_p)
-    # Constraint u_i <= u_j + w with w = c'_ij - c'_jj, for each stored (i, j).
-    weights = cost_p.data - diag_cost[cost_p.indices]
-    u = _shortest_path_potentials(cost_p.indptr, cost_p.indices, weights, n)
-    v = diag_cost - u
-    log_r = u
-    log_s = v - log_col_max
-    if np.array_equal(row_perm, np.arange(n)) and _is_symmetric(A):
-        # Symmetric A, diagonal kept: D = sqrt(D_r D_c) on both sides keeps A'
-        # symmetric, and still |a'_ii| = 1, |a'_ij| <= 1, because
-        # |a'_ij|^2 = (|a_ij| r_i s_j)(|a_ji| r_j s_i) <= 1 when a_ij = a_ji.
-        log_d = 0.5 * (log_r + log_s)
-        return row_perm, np.exp(log_d), np.exp(log_d)
-    shift = 0.5 * (np.mean(log_s) - np.mean(log_r))
-    return row_perm, np.exp(log_r + shift), np.exp(log_s - shift)
-
-
-def _diagonal_of(C):  # noqa: N803 - C is the cost matrix
-    """Return the stored diagonal of csr ``C`` densely, or None if one is missing."""
-    n = C.shape[0]
-    rows = np.repeat(np.arange(n), np.diff(C.indptr))
-    on_diag = C.indices == rows
-    if np.count_nonzero(on_diag) != n:
-        return None
-    diag = np.empty(n)
-    diag[rows[on_diag]] = C.data[on_diag]
-    return diag
-
-
-def _is_symmetric(A, *, rtol=1e-12):
-    """Whether csr ``A`` equals its transpose up to ``rtol * max|a_ij|``."""
-    diff = (A - A.T).tocsr()
-    diff.eliminate_zeros()
-    if diff.nnz == 0:
-        return True
-    return bool(np.max(np.abs(diff.data)) <= rtol * np.max(np.abs(A.data)))
-
-
-def _shortest_path_potentials(indptr, indices, weights, n):
-    """Largest ``d <= 0`` with ``d_i <= d_j + w_ij`` for every stored ``(i, j)``.
-
-    Vectorized Bellman-Ford from a virtual source joined to every node by a
-    zero-weight edge: each sweep relaxes all edges at once. At most ``n``
-    sweeps when there is no negative cycle; usually a handful. A relaxation
-    must gain more than a rounding-level tolerance, so that a cycle of total
-    weight ``-1e-16`` (rounding in the matching) cannot keep it running.
-    """
-    d = np.zeros(n)
-    starts = indptr[:-1]
-    tol = 64 * np.finfo(np.float64).eps * max(1.0, float(np.max(np.abs(weights), initial=0.0)))
-    for _ in range(n + 1):
-        candidates = d[indices] + weights
-        best = np.minimum.reduceat(candidates, starts)  # every row holds its diagonal
-        improved = best < d - tol
-        if not improved.any():
-            break
-        d = np.where(improved, best, d)
-    return d
-
-
-def _ruiz_scaling(A):
-    """Ruiz equilibration: ``r, c`` with every row and column max of ``|D_r A D_c|`` ~ 1.
-
-    Each sweep divides rows and columns by the square roots of their current
-    maxima; for symmetric ``A`` the row and column maxima are the same
-    numbers, so ``r == c`` exactly and ``D A D`` stays symmetric.
-    """
-    n = A.shape[0]
-    absA = abs(A)
-    rows = np.repeat(np.arange(n), np.diff(absA.indptr))
-    r = np.ones(n)
-    c = np.ones(n)
-    for _ in range(_RUIZ_MAXITER):
-        # r_i * c_j before the product with a_ij: for symmetric A (r == c) the
-        # entries (i, j) and (j, i) then round identically.
-        vals = absA.data * (r[rows] * c[absA.indices])
-        row_max = np.zeros(n)
-        col_max = np.zeros(n)
-        np.maximum.at(row_max, rows, vals)
-        np.maximum.at(col_max, absA.indices, vals)
-        if max(np.max(np.abs(np.log(row_max))), np.max(np.abs(np.log(col_max)))) <= np.log1p(
-            _RUIZ_TOL
-        ):
-            break
-        r = r / np.sqrt(row_max)
-        c = c / np.sqrt(col_max)
-    return r, c
 
 
 # -- a pivoted preconditioner ------------------------------------------------------------
@@ -602,7 +511,7 @@ class PivotedPreconditioner(Preconditioner):
     def __repr__(self):
         return (
             f"<PivotedPreconditioner {type(self.inner).__name__} N={self.shape[0]}, "
-            f"pivoting={self.pivoting.method!r}, memory={_format_bytes(self.nbytes)}, "
+            f"pivoting={self.pivoting.method!r}, memory={format_bytes(self.nbytes)}, "
             f"setup={self.setup_time:.3g} s>"
         )
 

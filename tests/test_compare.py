@@ -313,10 +313,10 @@ def test_cli_not_square_and_cg_nonsymmetric(tmp_path, capsys):
 
 def test_cli_fit_option_parsing():
     parse = cli._fit_options
-    assert parse(["max_steps=200", "lr=1e-3", "verbose=true", "rank=none", "order=zorder",
+    assert parse(["max_steps=200", "lr=1e-3", "verbose=true", "rank=none", "ordering=zorder",
                   "ilut:drop_tol=1e-3"], ["ilut", "learned_lu"]) == {
         "learned_lu": {"max_steps": 200, "lr": 1e-3, "verbose": True, "rank": None,
-                       "order": "zorder"},
+                       "ordering": "zorder"},
         "ilut": {"drop_tol": 1e-3},
     }
 

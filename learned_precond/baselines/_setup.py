@@ -1,4 +1,4 @@
-"""What every classical baseline's ``fit`` shares: float64 input, a timer, setup errors."""
+"""What every classical baseline's ``fit`` shares: float64 (complex128) input, a timer, setup errors."""
 
 import time
 
@@ -9,21 +9,45 @@ import scipy.sparse.linalg as spla
 from .._validation import as_matrix, structure_problem
 from ..exceptions import PreconditionerSetupError, StructurallySingularError
 
-__all__ = ["Timer", "as_float_csr", "as_float_matrix", "setup_error"]
+__all__ = ["Timer", "as_float_csr", "as_float_matrix", "refuse_complex", "setup_error",
+           "work_dtype"]
+
+#: What to use instead of a preconditioner that cannot take complex A.
+COMPLEX_ALTERNATIVES = ("'ilut', 'ilu0', 'jacobi', 'exact' or 'amg' (which fit and apply in "
+                        "complex arithmetic)")
 
 
-def as_float_matrix(A, *, allow_operator=False):
-    """Validate ``A`` and return it in float64 (csr_array, ndarray or operator)."""
-    A = as_matrix(A, allow_operator=allow_operator)
+def work_dtype(A):
+    """complex128 for complex ``A``, else float64: the arithmetic of a baseline's factors."""
+    return np.dtype(np.complex128 if np.iscomplexobj(A) else np.float64)
+
+
+def as_float_matrix(A, *, allow_operator=False, allow_complex=False):
+    """Validate ``A`` and return it in float64, or complex128 when allowed and complex."""
+    A = as_matrix(A, allow_operator=allow_operator, allow_complex=allow_complex)
     if isinstance(A, spla.LinearOperator):
         return A
-    return A.astype(np.float64, copy=False)
+    return A.astype(work_dtype(A), copy=False)
 
 
-def as_float_csr(A):
-    """Validate ``A`` and return it as a float64 canonical csr_array (dense input too)."""
-    A = as_float_matrix(A)
+def as_float_csr(A, *, allow_complex=False):
+    """Validate ``A`` and return it as a float64 (complex128) canonical csr_array."""
+    A = as_float_matrix(A, allow_complex=allow_complex)
     return A if sp.issparse(A) else sp.csr_array(A)
+
+
+def refuse_complex(A, method, why):
+    """Raise ``NotImplementedError`` naming ``method`` when ``A`` has complex entries.
+
+    Called before any conversion, so a complex ``A`` is refused, never
+    truncated to its real part.
+    """
+    if np.iscomplexobj(A) if not sp.issparse(A) else np.issubdtype(A.dtype, np.complexfloating):
+        raise NotImplementedError(
+            f"{method} supports real matrices only ({why}), but A is complex "
+            f"({np.dtype(A.dtype)}); use {COMPLEX_ALTERNATIVES}, or LearnedLU with "
+            f"init='hierarchical'."
+        )
 
 
 def setup_error(message, A):

@@ -35,6 +35,13 @@ def _seeded_global_rng(seed):
 _AMG_METHODS = ("auto", "sa", "nsa", "rs", "air")
 
 
+def _is_hermitian(A, rtol=1e-12):
+    """``A == A^H`` up to ``rtol * max |a_ij|`` (sparse complex ``A``)."""
+    scale = float(abs(A).max()) if A.nnz else 0.0
+    diff = A - A.conj().T
+    return (float(abs(diff).max()) if diff.nnz else 0.0) <= rtol * scale
+
+
 class AMG(Preconditioner):
     """One algebraic multigrid V-cycle (pyamg) per application.
 
@@ -55,9 +62,10 @@ class AMG(Preconditioner):
 
     name = "amg"
     symmetric = True
+    supports_complex = True
 
     def __init__(self, ml, *, method, cycle, has_adjoint):
-        super().__init__(ml.levels[0].A.shape)
+        super().__init__(ml.levels[0].A.shape, dtype=ml.levels[0].A.dtype)
         self.ml = ml
         self.method = method
         self.cycle = cycle
@@ -83,7 +91,7 @@ class AMG(Preconditioner):
         Parameters
         ----------
         A : sparse array or ndarray
-            Square system matrix.
+            Square system matrix, real or complex (complex: ``sa`` or ``nsa`` only).
         method : {'auto', 'sa', 'nsa', 'rs', 'air'}, optional
             ``'sa'`` smoothed aggregation, ``'nsa'`` nonsymmetric smoothed
             aggregation, ``'rs'`` classical Ruge-Stuben, ``'air'`` approximate
@@ -118,7 +126,13 @@ class AMG(Preconditioner):
         if cycle not in ("V", "W", "F"):
             raise ValueError(f"cycle must be 'V', 'W' or 'F', got {cycle!r}.")
         with Timer() as t:
-            A = as_float_csr(A)
+            A = as_float_csr(A, allow_complex=True)
+            complex_A = np.iscomplexobj(A)
+            if complex_A and method in ("rs", "air"):
+                raise NotImplementedError(
+                    f"AMG method {method!r} is for real matrices; for complex A use "
+                    f"method='sa' or 'nsa' (smoothed aggregation, complex arithmetic)."
+                )
             # pyamg builds a hierarchy for a singular A without complaint (its
             # coarse pseudo-inverse hides the null space); refuse it here.
             check_structure(A)
@@ -133,6 +147,9 @@ class AMG(Preconditioner):
                     f"'ilut'."
                 )
             symmetric = is_symmetric(A)
+            # Complex A: 'sa' for A = A^T needs pyamg's 'symmetric' (complex
+            # symmetric) mode unless A is Hermitian, pyamg's default there.
+            hermitian = symmetric if not complex_A else _is_hermitian(A)
             if method == "auto":
                 method = "sa" if symmetric else "nsa"
             A_in = sp.csr_matrix(A)  # pyamg's setup is written for the matrix classes
@@ -142,7 +159,8 @@ class AMG(Preconditioner):
                     # pyamg warns about implicit format conversions; not the user's problem
                     warnings.simplefilter("ignore", sp.SparseEfficiencyWarning)
                     if method == "sa":
-                        ml = pyamg.smoothed_aggregation_solver(A_in, **opts)
+                        sym = "hermitian" if hermitian or not complex_A else "symmetric"
+                        ml = pyamg.smoothed_aggregation_solver(A_in, symmetry=sym, **opts)
                     elif method == "nsa":
                         ml = pyamg.smoothed_aggregation_solver(
                             A_in, symmetry="nonsymmetric", **opts
@@ -156,8 +174,9 @@ class AMG(Preconditioner):
                     f"pyamg could not build a {method!r} hierarchy for A ({err}). "
                     f"Try another method ('sa', 'nsa', 'rs', 'air'), or 'ilut'."
                 ) from err
+            # M^H = M for the symmetric cycle of a real symmetric or Hermitian A.
             self = cls(
-                ml, method=method, cycle=cycle, has_adjoint=(method in ("sa", "rs") and symmetric)
+                ml, method=method, cycle=cycle, has_adjoint=(method in ("sa", "rs") and hermitian)
             )
             # One cycle now builds the lazily computed coarse pseudo-inverse, so
             # that setup cost lands in setup_time and never in the first apply.
@@ -179,6 +198,8 @@ class AMG(Preconditioner):
         return self
 
     def _apply(self, X):
+        # pyamg's cycle (its smoothers are compiled for one vector) takes one
+        # right-hand side at a time: k columns cost k cycles.
         out = np.empty_like(X)
         for c in range(X.shape[1]):
             out[:, c] = self._precond.matvec(X[:, c])

@@ -26,9 +26,10 @@ class ExactLU(Preconditioner):
 
     name = "exact"
     symmetric = True
+    supports_complex = True
 
-    def __init__(self, lu, n, *, sparse):
-        super().__init__((n, n))
+    def __init__(self, lu, n, *, sparse, dtype=np.float64):
+        super().__init__((n, n), dtype=dtype)
         self.lu = lu
         self.sparse = sparse
         if sparse:
@@ -45,7 +46,7 @@ class ExactLU(Preconditioner):
         Parameters
         ----------
         A : sparse array or ndarray
-            Square system matrix.
+            Square system matrix, real or complex.
         permc_spec : {'COLAMD', 'NATURAL', 'MMD_ATA', 'MMD_AT_PLUS_A'}, optional
             Column ordering for the sparse factorization (ignored for dense ``A``).
 
@@ -59,7 +60,7 @@ class ExactLU(Preconditioner):
             ``A`` is exactly singular.
         """
         with Timer() as t:
-            A = as_float_matrix(A)
+            A = as_float_matrix(A, allow_complex=True)
             n = A.shape[0]
             if sp.issparse(A):
                 try:
@@ -72,7 +73,7 @@ class ExactLU(Preconditioner):
                         f"(e.g. fix one value of a pure Neumann problem).",
                         A,
                     ) from err
-                self = cls(lu, n, sparse=True)
+                self = cls(lu, n, sparse=True, dtype=A.dtype)
             else:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
@@ -85,7 +86,7 @@ class ExactLU(Preconditioner):
                         f"the null space or regularize A.",
                         A,
                     )
-                self = cls((lu, piv), n, sparse=False)
+                self = cls((lu, piv), n, sparse=False, dtype=A.dtype)
         self.setup_time = t.elapsed
         return self
 
@@ -96,8 +97,8 @@ class ExactLU(Preconditioner):
 
     def _apply_adjoint(self, X):
         if self.sparse:
-            return self.lu.solve(X, trans="T")
-        return scipy.linalg.lu_solve(self.lu, X, trans=1, check_finite=False)
+            return self.lu.solve(X, trans="H")  # M^H (M^T for real A)
+        return scipy.linalg.lu_solve(self.lu, X, trans=2, check_finite=False)
 
     @property
     def nbytes(self):

@@ -1,5 +1,7 @@
 """``M = I``: the unpreconditioned reference (registry name ``'none'``)."""
 
+import numpy as np
+
 from .._base import Preconditioner
 from ._setup import Timer, as_float_matrix
 
@@ -14,6 +16,7 @@ class Identity(Preconditioner):
 
     name = "none"
     symmetric = True
+    supports_complex = True
 
     @classmethod
     def fit(cls, A):
@@ -29,8 +32,8 @@ class Identity(Preconditioner):
         Identity
         """
         with Timer() as t:
-            A = as_float_matrix(A, allow_operator=True)
-            self = cls(A.shape)
+            A = as_float_matrix(A, allow_operator=True, allow_complex=True)
+            self = cls(A.shape, dtype=np.result_type(A.dtype, np.float64))
         self.setup_time = t.elapsed
         return self
 

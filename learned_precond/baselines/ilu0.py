@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from .._base import Preconditioner
 from .._format import format_bytes, format_indices
 from . import _ilu_kernels as kernels
-from ._setup import Timer, as_float_csr, setup_error
+from ._setup import Timer, as_float_csr, setup_error, work_dtype
 
 __all__ = ["ILU0"]
 
@@ -44,15 +44,17 @@ class ILU0(Preconditioner):
     """
 
     name = "ilu0"
+    supports_complex = True
 
     def __init__(self, indptr, indices, data, diag):
         n = indptr.size - 1
-        super().__init__((n, n))
+        super().__init__((n, n), dtype=data.dtype)
         self.indptr = indptr
         self.indices = indices
         self.data = data
         self.diag = diag
         self.inv_pivots = 1.0 / data[diag]
+        self._complex = np.iscomplexobj(data)
 
     @classmethod
     def fit(cls, A):
@@ -61,7 +63,8 @@ class ILU0(Preconditioner):
         Parameters
         ----------
         A : sparse array or ndarray
-            Square system matrix; a dense array is factored on its nonzero pattern.
+            Square system matrix, real or complex; a dense array is factored
+            on its nonzero pattern.
 
         Returns
         -------
@@ -74,10 +77,10 @@ class ILU0(Preconditioner):
             tiny (``|u_ii| <= 1000 eps max_j |a_ij|``) or not finite.
         """
         with Timer() as t:
-            A = as_float_csr(A)
+            A = as_float_csr(A, allow_complex=True)
             indptr = A.indptr.astype(np.int64)
             indices = A.indices.astype(np.int64)
-            data = np.array(A.data, dtype=np.float64)
+            data = np.array(A.data, dtype=work_dtype(A))  # complex A: complex factors
             diag = kernels.diagonal_positions(indptr, indices)
             missing = np.flatnonzero(diag < 0)
             if missing.size:
@@ -122,19 +125,20 @@ class ILU0(Preconditioner):
         return sp.csr_array((self.data[upper], (rows[upper], self.indices[upper])), shape=(n, n))
 
     def _apply(self, X):
-        Y = np.array(X, dtype=np.float64, order="C")
+        Y = np.array(X, dtype=self.dtype, order="C")
         kernels.lower_unit_solve(self.indptr, self.indices, self.data, self.diag, Y)
         kernels.upper_solve(self.indptr, self.indices, self.data, self.diag, self.inv_pivots, Y)
         return Y
 
     def _apply_adjoint(self, X):
-        # M^T = (L U)^-T = L^-T U^-T: solve with U^T first, then L^T.
-        Y = np.array(X, dtype=np.float64, order="C")
+        # M^T = (L U)^-T = L^-T U^-T: solve with U^T first, then L^T. For
+        # complex factors M^H x = conj(M^T conj(x)).
+        Y = np.array(np.conj(X) if self._complex else X, dtype=self.dtype, order="C")
         kernels.upper_transpose_solve(
             self.indptr, self.indices, self.data, self.diag, self.inv_pivots, Y
         )
         kernels.lower_unit_transpose_solve(self.indptr, self.indices, self.data, self.diag, Y)
-        return Y
+        return np.conj(Y, out=Y) if self._complex else Y
 
     @property
     def nbytes(self):

@@ -25,9 +25,10 @@ class ILUT(Preconditioner):
     """
 
     name = "ilut"
+    supports_complex = True
 
     def __init__(self, ilu, *, drop_tol, fill_factor, drop_rule):
-        super().__init__(ilu.shape)
+        super().__init__(ilu.shape, dtype=ilu.L.dtype)
         self.ilu = ilu
         self.drop_tol = drop_tol
         self.fill_factor = fill_factor
@@ -42,7 +43,8 @@ class ILUT(Preconditioner):
         Parameters
         ----------
         A : sparse array or ndarray
-            Square system matrix.
+            Square system matrix, real or complex (SuperLU factors complex
+            matrices in complex arithmetic).
         drop_tol : float, optional
             Drop tolerance in ``[0, 1]``; ``0`` keeps everything (exact LU).
         fill_factor : float, optional
@@ -68,7 +70,7 @@ class ILUT(Preconditioner):
         if not fill_factor >= 1.0:
             raise ValueError(f"fill_factor must be >= 1, got {fill_factor}.")
         with Timer() as t:
-            A = as_float_csr(A).tocsc()
+            A = as_float_csr(A, allow_complex=True).tocsc()
             try:
                 ilu = spla.spilu(
                     A, drop_tol=drop_tol, fill_factor=fill_factor, drop_rule=drop_rule
@@ -91,7 +93,7 @@ class ILUT(Preconditioner):
         return self.ilu.solve(X)
 
     def _apply_adjoint(self, X):
-        return self.ilu.solve(X, trans="T")
+        return self.ilu.solve(X, trans="H")  # M^H (M^T for real A)
 
     @property
     def nbytes(self):

@@ -23,6 +23,7 @@ from .._structure import is_symmetric
 from .._validation import as_matrix, check_structure
 from ..exceptions import PreconditionerSetupError
 from . import _ilu_kernels as kernels
+from ._setup import refuse_complex
 
 __all__ = ["IncompleteCholesky"]
 
@@ -76,6 +77,8 @@ class IncompleteCholesky(Preconditioner):
         if not fill_factor >= 1.0:
             raise ValueError(f"fill_factor must be >= 1, got {fill_factor}.")
         start = time.perf_counter()
+        refuse_complex(A, "incomplete Cholesky ('ict')",
+                       "it factors real SPD matrices as L D L^T")
         A = as_matrix(A)
         A = sp.csc_array(A, dtype=np.float64)
         check_structure(A)

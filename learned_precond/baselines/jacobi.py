@@ -4,7 +4,7 @@ import numpy as np
 
 from .._base import Preconditioner
 from .._format import format_indices
-from ._setup import Timer, as_float_matrix, setup_error
+from ._setup import Timer, as_float_matrix, setup_error, work_dtype
 
 __all__ = ["Jacobi"]
 
@@ -17,9 +17,10 @@ class Jacobi(Preconditioner):
 
     name = "jacobi"
     symmetric = True
+    supports_complex = True
 
     def __init__(self, inv_diag):
-        super().__init__((inv_diag.size, inv_diag.size))
+        super().__init__((inv_diag.size, inv_diag.size), dtype=inv_diag.dtype)
         self.inv_diag = inv_diag
 
     @classmethod
@@ -29,7 +30,7 @@ class Jacobi(Preconditioner):
         Parameters
         ----------
         A : sparse array or ndarray
-            Square system matrix.
+            Square system matrix, real or complex.
 
         Returns
         -------
@@ -41,8 +42,8 @@ class Jacobi(Preconditioner):
             Some diagonal entries are zero.
         """
         with Timer() as t:
-            A = as_float_matrix(A)
-            d = np.asarray(A.diagonal(), dtype=np.float64)
+            A = as_float_matrix(A, allow_complex=True)
+            d = np.asarray(A.diagonal(), dtype=work_dtype(A))
             zero = np.flatnonzero(d == 0)
             if zero.size:
                 raise setup_error(
@@ -60,7 +61,7 @@ class Jacobi(Preconditioner):
         return X * self.inv_diag[:, None]
 
     def _apply_adjoint(self, X):
-        return self._apply(X)
+        return X * np.conj(self.inv_diag)[:, None]
 
     @property
     def nbytes(self):

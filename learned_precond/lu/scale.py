@@ -64,10 +64,13 @@ class ScaledSystem:
             self._Ap = Ap
         self._apply_raw, self._apply_raw_t = apply_raw, apply_raw_t
         self.scale = _scale_estimate(self._Ap, apply_raw, self.size, generator)
-        if not (self.scale > 0 and math.isfinite(self.scale)):
+        if not self.scale > 0:
+            raise ValueError("A is zero; there is nothing to precondition.")
+        if not math.isfinite(self.scale):
             raise ValueError(
-                "A is zero (or its entries are not finite); there is nothing to "
-                "precondition.")
+                "products with A overflow float64 (its entries are too large for "
+                "A @ x to be finite); scale the system down, e.g. solve (c A) x = c b "
+                "with c = 2.0**-64.")
         self._blocks = None
 
     # -- products ---------------------------------------------------------------
@@ -119,9 +122,16 @@ def _padding_rows(tree, Z):
 
 def _scale_estimate(Ap, apply_raw, N, generator):
     """A scalar of the size of A's entries: the mean |diagonal| or a norm estimate."""
+    # Both are taken relative to the largest entry first: a plain mean (or
+    # norm) of entries near 1e307 overflows, and one near 1e-160 underflows.
     if Ap is not None:
         d = np.abs(Ap.diagonal())
-        if np.any(d > 0):
-            return float(np.mean(d[d > 0]))
+        top = float(d.max(initial=0.0))
+        if top > 0:
+            return top * float(np.mean(d[d > 0] / top))
     z = randn(generator, N, 4)
-    return float(np.linalg.norm(apply_raw(z)) / np.linalg.norm(z))
+    Az = apply_raw(z)
+    top = float(np.max(np.abs(Az), initial=0.0))
+    if not (top > 0 and math.isfinite(top)):
+        return top
+    return top * float(np.linalg.norm(Az / top) / np.linalg.norm(z))

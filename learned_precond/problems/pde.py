@@ -26,6 +26,7 @@ __all__ = [
     "exponential_kernel",
     "diffusion_2d",
     "anisotropic_2d",
+    "helmholtz_2d",
 ]
 
 VELOCITIES = ("constant", "vortex")
@@ -441,3 +442,46 @@ def anisotropic_2d(n=32, *, epsilon=1e-3, theta=np.pi / 6):
     theta = check_float(theta, "theta")
     stencil = diffusion_stencil_2d(epsilon=epsilon, theta=theta, type="FE")
     return canonical_csr(stencil_grid(stencil.T, (n, n), format="csr"))
+
+
+def helmholtz_2d(n=32, *, wavenumber=10.0, damping=0.5):
+    r"""2-D shifted Laplacian (damped Helmholtz) on the unit square, Dirichlet: complex.
+
+    .. math:: A = h^{-2} L_n - k^2 (1 - i\,\beta) I
+
+    with :math:`L_n` the 5-point Laplacian (:func:`laplace_2d`), ``h =
+    1/(n+1)``, wavenumber :math:`k` and damping :math:`\beta`: the complex
+    shifted Laplacian used to precondition Helmholtz problems. Complex
+    symmetric (``A == A.T``, not Hermitian), N = n**2. Not in the problem
+    registry (whose matrices are real); fit a preconditioner with
+    ``supports_complex`` to it.
+
+    Parameters
+    ----------
+    n : int
+        Grid points per side.
+    wavenumber : float
+        :math:`k` (> 0); indefinite real part once :math:`k^2` passes the
+        smallest eigenvalue of :math:`h^{-2} L_n` (about :math:`2\pi^2`).
+    damping : float
+        :math:`\beta >= 0`; 0 is the real (indefinite) Helmholtz operator.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        complex128.
+
+    Examples
+    --------
+    >>> A = helmholtz_2d(3, wavenumber=2.0, damping=0.5)
+    >>> A.dtype, A.shape, complex(A[4, 4])
+    (dtype('complex128'), (9, 9), (60+2j))
+    """
+    n = check_positive_int(n, "n")
+    k = check_float(wavenumber, "wavenumber", positive=True)
+    beta = check_float(damping, "damping", nonnegative=True)
+    h2 = float(n + 1) ** 2
+    L = sp.csr_array(laplace_2d(n) * h2, dtype=np.complex128)
+    A = sp.csr_array(L - (k * k * (1 - 1j * beta)) * sp.eye_array(n * n, format="csr"))
+    A.sum_duplicates()  # canonical_csr is real-only
+    return A
