@@ -16,7 +16,7 @@ from learned_precond.gfmm import GFMMBlock, GFMMLayout, transpose_params
 from learned_precond.krylov import solve
 from learned_precond.training import LUModel
 
-FAST = {"block_size": 16, "rank": 4, "max_steps": 20, "seed": 0}
+FAST = {"block_size": 16, "rank": 4, "max_steps": 20, "seed": 0, "init": "gfmm"}
 
 
 def quiet_fit(A, **options):
@@ -343,13 +343,13 @@ def test_preconditioned_loss_trains_and_keeps_the_best():
 def test_auto_init_keeps_the_compressed_exact_factors_where_they_are_better():
     # A power-network matrix (1138_bus): couplings far beyond neighbouring
     # leaves make the block tridiagonal start useless (GMRES does not converge
-    # in 2000 iterations); init='auto' tries the compressed exact LU as well.
+    # in 2000 iterations); init="gfmm" tries the compressed exact LU as well.
     from learned_precond import problems
 
     A = problems.get_problem("1138_bus").A
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        M = LearnedLU.fit(A, seed=0, max_steps=1)
+        M = LearnedLU.fit(A, seed=0, max_steps=1, init="gfmm")
     assert M.report.init == "exact_compressed"
     assert any("compressed exact LU kept" in note for note in M.report.notes)
     result = solve(A, A @ np.ones(A.shape[0]), M, maxiter=2000)

@@ -76,44 +76,38 @@ def test_round_trip_is_bit_identical(fitted, name):
     assert np.array_equal(NestedLearnedLU.load(path) @ X, M @ X)
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["symmetric", "general"])
-def test_round_trip_keeps_the_low_rank_correction(fitted, tmp_path, shared):
-    refine = pytest.importorskip(
-        "learned_precond.lu.refine",
-        reason="the correction's class (learned_precond.lu.refine) does not exist yet")
-    A, M, _ = fitted["cholesky" if shared else "lu"]
+@pytest.mark.parametrize("name", ["cholesky", "lu"])
+def test_round_trip_keeps_the_training_probes(fitted, tmp_path, name):
+    # The probes let a warm start from a loaded operator refactor on them.
+    A, M, path = fitted[name]
+    M2 = LearnedLU.load(path, A=A)
+    if M.probes is None:
+        assert M2.probes is None and "probes" not in _read(path)[0]
     n = A.shape[0]
-    rng = np.random.default_rng(1)
-    left = rng.standard_normal((n, 3))
-    core = rng.standard_normal((3, 3))
-    if shared:
-        core = core @ core.T  # SPD M stays SPD: C positive semidefinite
-    right = left if shared else rng.standard_normal((n, 3))
-    M.correction = refine.LowRankCorrection(left, core, right)
+    probes = np.random.default_rng(1).standard_normal((n, 5))
+    saved, M.probes = M.probes, probes
     try:
-        path = tmp_path / "corrected.npz"
-        M.save(path)
-        M2 = LearnedLU.load(path, A=A)
+        path2 = tmp_path / "probes.npz"
+        M.save(path2)
     finally:
-        M.correction = None
-    c = M2.correction
-    assert np.array_equal(c.left, left) and np.array_equal(c.core, core)
-    assert np.array_equal(c.right, right)
-    assert (c.left is c.right) == shared
-    arrays, _ = _read(path)
-    assert ("correction/right" in arrays) != shared  # a shared factor is stored once
-    X = rng.standard_normal((n, 2))
-    M.correction = c
-    try:
-        assert np.array_equal(M @ X, M2 @ X)
-    finally:
-        M.correction = None
-    if shared:  # an edited core that would make M indefinite is refused
-        arrays, meta = _read(path)
-        arrays["correction/core"] = -arrays["correction/core"]
-        _write(path, arrays, meta)
-        with pytest.raises(ModelFileError, match="positive semidefinite"):
-            LearnedLU.load(path)
+        M.probes = saved
+    M3 = LearnedLU.load(path2, A=A)
+    assert np.array_equal(M3.probes, probes)
+    X = np.random.default_rng(2).standard_normal((n, 2))
+    assert np.array_equal(M3 @ X, M @ X)
+    W = LearnedLU.fit(A, init=M3, rank_tol=0.2, seed=0)
+    assert W.report.init == "warm_start"
+    # a probe count that disagrees with the stored array is refused before reading
+    arrays, meta = _read(path2)
+    meta["n_probes"] = 4
+    _write(path2, arrays, meta)
+    with pytest.raises(ModelFileError, match="probes"):
+        LearnedLU.load(path2)
+    arrays["probes"][0, 0] = np.nan
+    meta["n_probes"] = 5
+    _write(path2, arrays, meta)
+    with pytest.raises(ModelFileError, match="NaN"):
+        LearnedLU.load(path2)
 
 
 def test_wrong_matrix_is_refused(fitted):

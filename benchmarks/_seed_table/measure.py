@@ -180,7 +180,8 @@ def measure(A, *, fit_options, n_samples=N_SAMPLES, seed=SEED, baselines=BASELIN
     A : sparse array or ndarray
     fit_options : dict
         Keyword arguments of ``LearnedLU.fit`` (``block_size`` defaults to 32,
-        ``seed`` to ``seed``).
+        ``seed`` to ``seed``, ``init`` to ``'gfmm'``: the seed's architecture,
+        whose ``E_A`` needs the GFMM factors).
     n_samples : int
         Samples for ``e_x`` and ``e_b``.
     baselines : tuple of str
@@ -207,7 +208,7 @@ def measure(A, *, fit_options, n_samples=N_SAMPLES, seed=SEED, baselines=BASELIN
 
     n = A.shape[0]
     dense = n <= DENSE_MAX if dense is None else bool(dense)
-    options = {"block_size": BLOCK_SIZE, "seed": seed, **fit_options}
+    options = {"block_size": BLOCK_SIZE, "seed": seed, "init": "gfmm", **fit_options}
     out = Measurement(N=n, dense=dense, fit_options=dict(fit_options), method=method)
     maxiter = maxiter if maxiter is not None else min(10 * n, 5000)
     b = np.random.default_rng(seed + 1).standard_normal(n)

@@ -33,7 +33,8 @@ Applying ``M``: forward elimination in post-order, back substitution in
 reverse, one compiled loop (numba) over the packed per-node arrays;
 :func:`solve_reference` is the plain loop it is tested against.
 
-Modules: ``tree`` (:func:`nested_dissection`, :class:`NestedDissection`),
+Modules: ``tree`` (:func:`nested_dissection`, :class:`NestedDissection`,
+:func:`separates`: may a tree be reused for a new matrix),
 ``factorization`` (:func:`hierarchical_factorization`,
 :class:`HierarchicalFactors`), ``kernels`` (the compiled substitution),
 ``reference`` (:func:`solve_reference`).
@@ -41,7 +42,7 @@ Modules: ``tree`` (:func:`nested_dissection`, :class:`NestedDissection`),
 
 from .factorization import BLOCK_WIDTH, HierarchicalFactors, hierarchical_factorization
 from .reference import solve_reference
-from .tree import NestedDissection, nested_dissection
+from .tree import NestedDissection, nested_dissection, separates
 
-__all__ = ["BLOCK_WIDTH", "HierarchicalFactors", "NestedDissection", "hierarchical_factorization",
-           "nested_dissection", "solve_reference"]
+__all__ = ["BLOCK_WIDTH", "HierarchicalFactors", "NestedDissection",
+           "hierarchical_factorization", "nested_dissection", "separates", "solve_reference"]

@@ -12,7 +12,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["NestedDissection", "nested_dissection"]
+__all__ = ["NestedDissection", "nested_dissection", "separates"]
 
 
 @dataclass
@@ -153,3 +153,31 @@ def nested_dissection(A, *, leaf_size=32, seed=0):
     return NestedDissection(perm=perm, ptr=ptr, parent=np.asarray(parents, dtype=np.int64),
                             depth=np.asarray(depths, dtype=np.int64))
 
+
+
+def separates(A, tree):
+    """Whether ``tree`` is a nested dissection of the graph of ``A``.
+
+    True when ``A`` is ``N x N`` for the tree's ``N`` and every entry
+    ``a_ij != 0`` (structural) joins a node and one of its ancestors: then the
+    factorization on ``tree`` is exact up to its truncations, whatever the
+    values. This is what a warm start checks before it reuses a previous fit's
+    tree for a new matrix (same pattern, or a pattern inside the old one's
+    separator structure); ``O(nnz)``.
+    """
+    n = tree.perm.size
+    if A.shape != (n, n):
+        return False
+    T = tree.n_nodes
+    owner = np.empty(n, dtype=np.int64)
+    owner[tree.perm] = np.repeat(np.arange(T), tree.sizes)
+    # Post-order: the subtree of t is the contiguous node range first[t]..t.
+    first = np.arange(T)
+    for t in range(T):
+        p = tree.parent[t]
+        if p >= 0 and first[t] < first[p]:
+            first[p] = first[t]
+    C = sp.coo_array(A)
+    a, b = owner[C.row], owner[C.col]
+    hi, lo = np.maximum(a, b), np.minimum(a, b)
+    return bool(np.all(first[hi] <= lo))

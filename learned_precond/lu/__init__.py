@@ -38,13 +38,14 @@ True
 
 import functools
 
-from . import nested, nested_io
+from . import nested, nested_fit, nested_io
 from .initialize import STARTS
-from .operator import LAYOUTS, LOADERS, LearnedLU
+from .operator import LAYOUTS, LOADERS, PREFERRED, LearnedLU
 from .options import FitOptions
 from .report import FitReport
 
-LAYOUTS["hierarchical"] = nested.fit_nested
+LAYOUTS["hierarchical"] = nested_fit.fit_nested
+PREFERRED["hierarchical"] = nested_fit.prefers_nested
 LOADERS[nested_io.LAYOUT] = functools.partial(nested_io.load_nested, nested.NestedLearnedLU)
 
 __all__ = ["LearnedLU", "FitOptions", "FitReport", "STARTS"]

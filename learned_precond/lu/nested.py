@@ -1,7 +1,7 @@
 """The nested-dissection layout: LearnedLU whose start is the hierarchical factorization.
 
 ``LearnedLU.fit(A, init='hierarchical')`` (and ``init='auto'`` for sparse A
-beyond :data:`~learned_precond.lu.initialize.EXACT_START_MAX_N` unknowns)
+given by its entries, see :func:`~learned_precond.lu.nested_fit.prefers_nested`)
 runs the same first stages (options, static pivoting) and then, instead of
 the fixed-rank GFMM tree, factors ``A'`` on its nested-dissection tree with
 the fill compressed as it is created (:mod:`learned_precond._hierarchical`):
@@ -9,18 +9,16 @@ dense separator blocks (near field) and truncated low-rank couplings from
 each node to its ancestors' separators (far field), ranks set per coupling by
 ``rank_tol`` (and capped by ``rank``). Nothing N x N and no full LU is formed.
 
-The factors are not trained yet: ``max_steps`` does not apply to this layout
-and the report says so (``train_seconds = 0``).
+The fit itself (ordering, start, training on the slow modes) is
+:mod:`learned_precond.lu.nested_fit`; this module holds the operator.
 """
 
 import numpy as np
 
 from .._format import format_bytes
-from .._hierarchical import hierarchical_factorization, nested_dissection
-from ..exceptions import PreconditionerSetupError
 from .operator import LearnedLU
 
-__all__ = ["NestedLearnedLU", "fit_nested"]
+__all__ = ["NestedLearnedLU"]
 
 
 class NestedLearnedLU(LearnedLU):
@@ -50,6 +48,9 @@ class NestedLearnedLU(LearnedLU):
         self.factor_dtype = "float64"
         self.layout = None
         self.ordering = None
+        #: The training probes (N x p) the factors are exact on, or None
+        #: (untrained); a warm start from this operator refactors on them.
+        self.probes = None
 
     def _apply_prime(self, X):
         perm = self.tree.perm
@@ -110,90 +111,12 @@ class NestedLearnedLU(LearnedLU):
             ("fit time", f"{rep.fit_time:.3g} s (start {rep.start_seconds:.3g}, train "
                          f"{rep.train_seconds:.3g})"),
         ]
+        if rep.steps:
+            rows.append(("training", f"{rep.steps} refactorization(s), {rep.best_step} kept, "
+                                     f"{rep.start_iterations:.3g} -> {rep.iterations:.3g} "
+                                     f"iterations ({rep.stop_reason})"))
+        elif rep.stop_reason:
+            rows.append(("training", f"none ({rep.stop_reason})"))
         width = max(len(k) for k, _ in rows)
         body = "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
-        return f"LearnedLU\n{body}"
-
-
-def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
-    """Stages 3-7 for the nested-dissection layout; returns a NestedLearnedLU.
-
-    Raises
-    ------
-    PreconditionerSetupError
-        A front cannot be factored (singular), or the time budget ran out.
-    """
-    import scipy.sparse as sp
-
-    from ..io import matrix_fingerprint
-
-    A_prime = sp.csr_array(A_prime, dtype=np.float64)
-    deadline = clock.deadline()
-    limit = None if deadline is None else max(deadline.remaining(), 0.0)
-    tree = nested_dissection(A_prime, leaf_size=opts.block_size,
-                             seed=0 if opts.seed is None else int(opts.seed) % (2**31 - 1))
-    report.ordering = "nested_dissection"
-    report.ordering_time = clock.elapsed()
-    tol = opts.rank_tol
-    sym = bool(symmetric) and opts.symmetric is not False
-    factors = stats = None
-    from threadpoolctl import threadpool_limits
-
-    # Most fronts are small: BLAS threads cost more than they give there, and
-    # on a busy machine they oversubscribe (20x slower measured on 2 cores).
-    with threadpool_limits(limits=1, user_api="blas"):
-        if sym:
-            try:
-                factors, stats = hierarchical_factorization(
-                    A_prime, tree, tol=tol, rank=opts.rank, symmetric=True, time_limit=limit)
-            except np.linalg.LinAlgError as exc:
-                if opts.symmetric is True:
-                    raise PreconditionerSetupError(
-                        f"symmetric=True, but the hierarchical Cholesky failed ({exc}): A is "
-                        f"not positive definite. Pass symmetric=False (LU).",
-                        report=report) from exc
-                report.notes.append(f"Cholesky failed ({exc}); LU instead")
-                sym = False
-            except TimeoutError as exc:
-                raise PreconditionerSetupError(
-                    f"time_budget spent in the hierarchical start ({exc}); raise "
-                    f"time_budget or rank_tol.", report=report) from exc
-        if factors is None:
-            try:
-                factors, stats = hierarchical_factorization(
-                    A_prime, tree, tol=tol, rank=opts.rank, symmetric=False,
-                    time_limit=limit)
-            except np.linalg.LinAlgError as exc:
-                raise PreconditionerSetupError(
-                    f"the hierarchical LU met a singular front ({exc}); A (after static "
-                    f"pivoting) needs pivoting across separators. Try pivoting='mc64' or "
-                    f"init='block_tridiagonal'.", report=report) from exc
-            except TimeoutError as exc:
-                raise PreconditionerSetupError(
-                    f"time_budget spent in the hierarchical start ({exc}); raise "
-                    f"time_budget or rank_tol.", report=report) from exc
-    report.init = "hierarchical"
-    report.symmetric = sym
-    report.rank_tol = tol
-    report.hierarchical = stats
-    report.start_seconds = clock.elapsed()
-    report.init_time = report.start_seconds - report.ordering_time
-    report.train_seconds = 0.0
-    report.steps = 0
-    report.best_step = 0
-    report.stop_reason = "not trained"
-    report.notes.append(
-        f"hierarchical start: {stats['n_nodes']} nodes, largest front {stats['max_front']}, "
-        f"max rank {stats['max_rank']}, {stats['floats_per_unknown']:.1f} floats per "
-        f"unknown; this layout is not trained (max_steps does not apply)")
-    self = NestedLearnedLU(factors=factors, tree=tree, report=report, pivoting=piv,
-                           options=opts, fingerprint=matrix_fingerprint(A_user))
-    x = np.random.default_rng(0).standard_normal(self.shape[0])
-    if not np.all(np.isfinite(self @ x)):
-        raise PreconditionerSetupError(
-            "the hierarchical factors produce non-finite output; try a smaller rank_tol "
-            "or init='block_tridiagonal'.", report=report)
-    report.nbytes = self.nbytes
-    report.fit_time = clock.elapsed()
-    self.setup_time = report.fit_time
-    return self
+        return f"{type(self).__name__}\n{body}"

@@ -7,14 +7,15 @@ and dispatches here. The file holds the separator tree (``tree/perm``,
 ``tree/ptr``, ``tree/parent``, ``tree/depth``), the compressed factors
 (``factors/*``: the flat arrays of
 :class:`~learned_precond._hierarchical.HierarchicalFactors`), the static
-pivoting, the optional low-rank correction (``correction/left``, ``core``,
-``right``; ``right`` absent when it is ``left``), the report and the options.
+pivoting, the training probes when the fit kept a trained pass (``probes``,
+``N x p``: a warm start from the loaded operator refactors on them), the
+report and the options.
 
 Loading checks, in this order, and raises :class:`ModelFileError` at the
 first failure:
 
 1. the metadata: every size (``n``, ``n_nodes``, the flat lengths, the
-   correction rank) an integer within limits derived from ``n`` (no node set
+   probe count) an integer within limits derived from ``n`` (no node set
    larger than ``2 n + 1``, no factor larger than dense ``n x n``);
 2. every array's name, shape and dtype from its ``.npy`` header against what
    the metadata implies, before any array is read (so a file cannot make the
@@ -103,15 +104,9 @@ def save_nested(lu, path):
         arrays[f"factors/{name}"] = np.asarray(getattr(f, name), dtype=np.float64)
     for k, v in lu.pivoting.as_arrays().items():
         arrays[f"pivoting/{k}"] = np.asarray(v)
-    correction = getattr(lu, "correction", None)
-    rank = shared = None
-    if correction is not None:
-        rank = int(np.shape(correction.core)[0])
-        shared = correction.left is correction.right
-        arrays["correction/left"] = np.asarray(correction.left, dtype=np.float64)
-        arrays["correction/core"] = np.asarray(correction.core, dtype=np.float64)
-        if not shared:
-            arrays["correction/right"] = np.asarray(correction.right, dtype=np.float64)
+    probes = getattr(lu, "probes", None)
+    if probes is not None:
+        arrays["probes"] = np.asarray(probes, dtype=np.float64)
     options = lu.options.to_json() if hasattr(lu.options, "to_json") else lu.options
     meta = {
         "format": FORMAT,
@@ -122,8 +117,7 @@ def save_nested(lu, path):
         "lengths": {name: int(getattr(f, name).size) for name in _FLAT},
         "symmetric": bool(f.symmetric),
         "pivoting": lu.pivoting.method,
-        "correction_rank": rank,
-        "correction_shared": shared,
+        "n_probes": None if probes is None else int(np.shape(probes)[1]),
         "fingerprint": lu.fingerprint,
         "report": _report_json(lu.report),
         "options": options,
@@ -171,17 +165,8 @@ def _sizes(meta, path, A):
         expected[f"factors/{name}"] = ((lengths[name],), "f")
     for name in ("row_perm", "row_scale", "col_scale"):
         expected[f"pivoting/{name}"] = ((n,), "i" if name == "row_perm" else "f")
-    rank = meta.get("correction_rank")
-    shared = meta.get("correction_shared")
-    if rank is not None:
-        rank = _int(meta, "correction_rank", path, 1, n)
-        if not isinstance(shared, bool):
-            raise ModelFileError(f"{path}: metadata 'correction_shared' must be true or "
-                                 f"false when there is a correction.")
-        expected["correction/left"] = ((n, rank), "f")
-        expected["correction/core"] = ((rank, rank), "f")
-        if not shared:
-            expected["correction/right"] = ((n, rank), "f")
+    if meta.get("n_probes") is not None:
+        expected["probes"] = ((n, _int(meta, "n_probes", path, 1, n)), "f")
     if A is not None:
         if A.shape != (n, n):
             raise ModelFileError(
@@ -192,7 +177,7 @@ def _sizes(meta, path, A):
             raise ModelFileError(
                 f"{path} was fitted to a different matrix (its fingerprint does not match "
                 f"A); fit a new one, or warm-start: LearnedLU.fit(A, init=old).")
-    return expected, {"n": n, "T": T, "symmetric": symmetric, "shared": shared}
+    return expected, {"n": n, "T": T, "symmetric": symmetric}
 
 
 def _check_headers(expected, headers, path):
@@ -364,30 +349,13 @@ def load_nested(cls, path, A=None):
     lu = cls(factors=factors, tree=tree, report=_report(meta.get("report")),
              pivoting=pivoting, options=options if isinstance(options, dict) else None,
              fingerprint=meta.get("fingerprint"))
-    if "correction/left" in arrays:
-        lu.correction = _correction(arrays, sizes["shared"], lu.symmetric, path)
+    if "probes" in arrays:
+        if not np.all(np.isfinite(arrays["probes"])):
+            raise ModelFileError(f"{path}: array 'probes' has NaN or Inf entries.")
+        lu.probes = arrays["probes"]
     z = np.random.default_rng(0).standard_normal((n, 2))
     with np.errstate(all="ignore"):
         finite = np.all(np.isfinite(lu @ z))
     if not finite:
         raise ModelFileError(f"{path}: the stored factors produce non-finite output.")
     return lu
-
-
-def _correction(arrays, shared, spd, path):
-    from .refine import LowRankCorrection
-
-    left, core = arrays["correction/left"], arrays["correction/core"]
-    right = left if shared else arrays["correction/right"]
-    for name, arr in (("left", left), ("core", core), ("right", right)):
-        if not np.all(np.isfinite(arr)):
-            raise ModelFileError(f"{path}: array 'correction/{name}' has NaN or Inf entries.")
-    if spd and shared:
-        # M = M0 + Z C Z^T stays SPD only for a symmetric positive semidefinite C.
-        size = max(float(np.abs(core).max()), 1e-300)
-        if np.abs(core - core.T).max() > 1e-10 * size or \
-                np.linalg.eigvalsh((core + core.T) / 2).min() < -1e-10 * size:
-            raise ModelFileError(
-                f"{path}: the correction's core is not symmetric positive semidefinite, "
-                f"so M would not be SPD; the file was edited.")
-    return LowRankCorrection(left, core, right)

@@ -47,6 +47,9 @@ logger = logging.getLogger("learned_precond.lu")
 #: registers ``'hierarchical'`` when the package is imported (it subclasses
 #: LearnedLU, so this module cannot import it).
 LAYOUTS = {}
+#: ``init='auto'``: layout name -> ``prefers(A, opts)``, true when that layout
+#: is the default for ``A`` (registered beside ``LAYOUTS``).
+PREFERRED = {}
 #: Saved layouts other than the GFMM tree: the metadata's ``layout`` ->
 #: ``load(path, A=None)``, registered in lu/__init__ like :data:`LAYOUTS`.
 LOADERS = {}
@@ -153,7 +156,11 @@ class LearnedLU(Preconditioner):
         with _flush_denormals(), contextlib.ExitStack() as stack:
             A_prime, piv = pivot(A, opts, report)
             symmetric = symmetric and piv.preserves_symmetry
-            if opts.init == "hierarchical":
+            nested = (opts.nested_warm_start is not None
+                      or (isinstance(opts.init, str) and opts.init == "hierarchical")
+                      or (isinstance(opts.init, str) and opts.init == "auto"
+                          and PREFERRED["hierarchical"](A, opts)))
+            if nested:
                 if _is_operator(A):
                     raise ValueError(
                         "init='hierarchical' factors A from its entries; a LinearOperator "
@@ -298,12 +305,9 @@ class LearnedLU(Preconditioner):
 
     # -- application ------------------------------------------------------------
     def _prepare(self, X):
+        # A complex x is applied as M x.real + 1j * M x.imag (Preconditioner._run):
+        # M is real (a complex A is refused at fit).
         X = np.asarray(X)
-        if np.iscomplexobj(X):
-            raise TypeError(
-                f"LearnedLU is a real preconditioner, but x is complex ({X.dtype}); "
-                f"apply it to the real and imaginary parts: "
-                f"M @ x.real + 1j * (M @ x.imag).")
         if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
             raise TypeError(f"M @ x needs a numeric x, got dtype {X.dtype}.")
         return super()._prepare(X)

@@ -82,22 +82,32 @@ class FitOptions:
     patience : int, optional
         Default: 3, or 1 for a warm start (its starting point is already a
         fitted model, so one evaluation without progress ends it).
-    init : {'auto', 'block_tridiagonal', 'block_jacobi', 'exact_compressed', \
-'random', 'hierarchical'} or LearnedLU
-        Starting point (:mod:`learned_precond.lu.initialize`).
+    init : {'auto', 'hierarchical', 'gfmm', 'block_tridiagonal', 'block_jacobi', \
+'exact_compressed', 'random'} or LearnedLU
+        Layout and starting point. ``'auto'`` (default): ``'hierarchical'``
+        for a sparse ``A`` given by its entries (at most 5% nonzeros) when no
+        GFMM-only option (``ordering``, ``coords``/``grid_shape``, ``loss``,
+        ``transpose_loss``, ``blockwise``, ``lr``, ``train_near_field``,
+        ``factor_dtype``) is given, else ``'gfmm'``.
+        ``'hierarchical'``: the nested-dissection layout
+        (:mod:`learned_precond.lu.nested_fit`), a compressed multifrontal LU
+        (Cholesky for SPD A) whose fill is truncated to ``rank_tol`` as it
+        is formed, then trained on the slow modes of the Krylov solver
+        (:mod:`learned_precond.lu.refine`; ``max_steps`` bounds the
+        refactorizations at 3, 0 keeps the start). The other values use
+        the GFMM layout, trained by Adam
+        (:mod:`learned_precond.lu.initialize`).
         ``'block_tridiagonal'``: the exact block LU of ``A``'s block
         tridiagonal part in the chosen ordering (far field zero).
         ``'exact_compressed'``: the exact LU of ``A`` in the chosen ordering
         (no pivoting; small N only) with the far field of both factors
-        compressed to ``rank``. ``'auto'``: both where the exact LU is
+        compressed to ``rank``. ``'gfmm'``: both where the exact LU is
         affordable (N <= 8192, A not a LinearOperator, and enough of
         ``time_budget`` left), keeping the one with fewer GMRES iterations;
         ``'block_tridiagonal'`` beyond. A fitted ``LearnedLU`` for a matrix
-        of the same size warm-starts from its factors (and reuses its
-        ordering and pivoting). ``'hierarchical'``: a compressed multifrontal
-        LU (Cholesky for SPD A) on the nested-dissection tree, the fill
-        truncated to ``rank_tol`` as it is formed (:mod:`learned_precond.lu.
-        nested`; sparse A given by its entries; not trained).
+        of the same size warm-starts from it in its own layout (the GFMM
+        factors, ordering and pivoting; or the nested tree and training
+        probes).
     seed : int, optional
         Makes the fit deterministic; an integer in ``[0, 2**64)``.
     device : str or torch.device
@@ -140,7 +150,7 @@ class FitOptions:
         ``max(30 s, 10 x`` the seconds the start took``)``
         (``report.train_limit``). ``math.inf``: no limit at all.
     rank_tol : float
-        ``init='hierarchical'`` only: each coupling of a node to its
+        Nested layout only: each coupling of a node to its
         ancestors' separators keeps the singular values above ``rank_tol``
         times its largest (capped by ``rank`` when given). Smaller: more
         memory and setup, fewer iterations; 0 is an exact multifrontal LU.
@@ -200,7 +210,7 @@ class FitOptions:
                          "train for max_steps"))
         if self.patience is not None:
             put("patience", _integer(self.patience, "patience", minimum=1))
-        if self.warm_start is None:
+        if self.warm_start is None and self.nested_warm_start is None:
             _choice(self.init, "init", INITS, word="init",
                     extra=" or pass a fitted LearnedLU to warm-start")
         if self.seed is not None:
@@ -261,6 +271,12 @@ class FitOptions:
             else None
 
     @property
+    def nested_warm_start(self):
+        """The fitted nested-layout LearnedLU given as ``init`` (it has a ``tree``), or None."""
+        return self.init if (getattr(self.init, "tree", None) is not None
+                             and hasattr(self.init, "factors")) else None
+
+    @property
     def learning_rate(self):
         """``lr``, or its default."""
         return DEFAULT_LR if self.lr is None else self.lr
@@ -315,7 +331,7 @@ class FitOptions:
         """
         n = A.shape[0]
         is_operator = isinstance(A, LinearOperator)
-        warm = self.warm_start
+        warm = self.warm_start if self.warm_start is not None else self.nested_warm_start
         if warm is not None and warm.shape != A.shape:
             raise ValueError(
                 f"init is a LearnedLU for a {warm.shape[0]}x{warm.shape[0]} matrix but A "

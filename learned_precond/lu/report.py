@@ -54,6 +54,11 @@ class FitReport:
     hierarchical : dict or None
         ``init='hierarchical'``: nodes, largest front and separator, largest
         rank, truncated nodes, floats per unknown, seconds.
+    start_iterations, iterations : float
+        Nested layout: Krylov iterations (CG for an SPD operator, else GMRES;
+        random right-hand side, rtol 1e-8) of the start and of the kept
+        factors, measured during training (its figure of merit; NaN when not
+        trained).
     recoveries : int
         Times a non-finite loss was caught and training restarted from the
         best state with half the learning rate.
@@ -80,6 +85,8 @@ class FitReport:
     init_time: float = 0.0
     ordering_time: float = 0.0
     recoveries: int = 0
+    start_iterations: float = float("nan")
+    iterations: float = float("nan")
     rank_tol: float = float("nan")
     hierarchical: dict | None = None
     n_parameters: int = 0

@@ -37,7 +37,11 @@ STARTS = {
     "random": random.start,
 }
 #: The names ``init=`` accepts (besides a fitted LearnedLU).
-INITS = ("auto", *STARTS, "hierarchical")
+INITS = ("auto", "gfmm", *STARTS, "hierarchical")
+#: The automatic choices of the GFMM layout's start: ``'auto'`` (when the
+#: nested layout is not preferred, see :mod:`learned_precond.lu.nested_fit`)
+#: and ``'gfmm'`` (always the GFMM layout).
+AUTO_INITS = ("auto", "gfmm")
 
 #: Largest (padded) N for which ``init='auto'`` also tries the compressed exact
 #: LU of A (a sparse LU in the tree order, or a dense one for dense A: about
@@ -56,7 +60,7 @@ EXACT_START_COST_RATIO = 12.0
 def default_rank(init, n_slots, is_operator):
     """The far-field rank when ``rank=None``: 16 where the exact start is used or tried, else 8."""
     exact_start = not is_operator and (
-        init == "exact_compressed" or (init == "auto" and n_slots <= EXACT_START_MAX_N))
+        init == "exact_compressed" or (init in AUTO_INITS and n_slots <= EXACT_START_MAX_N))
     return RANK_EXACT_START if exact_start else RANK_TRAINED
 
 
@@ -96,7 +100,7 @@ def initialize(system, layout, options, report, *, symmetric, generator, new_mer
         model = warm.start(options.warm_start, system, dtype)
         report.init = "warm_start"
     else:
-        name = "block_tridiagonal" if options.init == "auto" else options.init
+        name = "block_tridiagonal" if options.init in AUTO_INITS else options.init
         try:
             block = STARTS[name](system, layout, generator)
         except StartUnavailable as exc:
@@ -112,7 +116,7 @@ def initialize(system, layout, options, report, *, symmetric, generator, new_mer
     report.init_time = time.perf_counter() - t0
     merit = new_merit()
     value = None
-    if (options.init == "auto" and options.warm_start is None and not system.is_operator
+    if (options.init in AUTO_INITS and options.warm_start is None and not system.is_operator
             and layout.size <= EXACT_START_MAX_N):
         model, value = _best_start(model, system, layout, options, report,
                                    symmetric=symmetric, generator=generator, merit=merit,

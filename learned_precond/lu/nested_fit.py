@@ -1,0 +1,215 @@
+"""The fit of the nested-dissection layout: order, start, train, operator.
+
+``LearnedLU.fit(A)`` (``init='hierarchical'``, and ``init='auto'`` for sparse
+A given by its entries, see :func:`prefers_nested`) runs the options and
+static pivoting stages of :mod:`learned_precond.lu` and then:
+
+1. order: nested dissection of ``A'``'s graph (:func:`~learned_precond.
+   _hierarchical.nested_dissection`; a warm start reuses its tree);
+2. start: the compressed multifrontal Cholesky (SPD ``A``) or LU, the fill
+   truncated to ``rank_tol`` as it is formed;
+3. train: :func:`~learned_precond.lu.refine.train_nested`, refactorizations
+   exact on the slow modes the Krylov solver found, kept only when they
+   lower its iteration count (``max_steps=0``: the start);
+4. the operator, :class:`~learned_precond.lu.nested.NestedLearnedLU`.
+"""
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._hierarchical import hierarchical_factorization, nested_dissection, separates
+from ..exceptions import PreconditionerSetupError
+from .nested import NestedLearnedLU
+from .refine import train_nested
+
+__all__ = ["fit_nested", "prefers_nested", "MAX_PASSES", "NESTED_MAX_DENSITY"]
+
+#: Refactorizations training may do at most.
+MAX_PASSES = 3
+#: ``init='auto'`` uses the nested layout for sparse A with at most this share
+#: of nonzeros (denser graphs have fronts as large as the matrix).
+NESTED_MAX_DENSITY = 0.05
+
+
+def prefers_nested(A, opts):
+    """``init='auto'``: the nested layout for sparse A given by its entries.
+
+    The GFMM layout is kept for LinearOperators (no entries to eliminate),
+    dense or nearly dense matrices (nested dissection of a complete graph is
+    one dense front: the exact LU), and when a GFMM-only option asks for it
+    (a geometric ordering, the seed's losses, a training or factor precision,
+    a GPU: the nested layout is factored and trained on the CPU in double).
+    """
+    from scipy.sparse.linalg import LinearOperator
+
+    if isinstance(A, LinearOperator) or not sp.issparse(A):
+        return False
+    n = A.shape[0]
+    if n < 2 or A.nnz > NESTED_MAX_DENSITY * n * n and n > 64:
+        return False
+    gfmm_only = (opts.ordering != "auto" or opts.coords is not None
+                 or opts.grid_shape is not None or opts.loss != "probe"
+                 or opts.transpose_loss or opts.blockwise or opts.lr is not None
+                 or not opts.train_near_field or opts.factor_dtype != "auto"
+                 or opts.dtype is not None or opts.device.type != "cpu")
+    return not gfmm_only
+
+
+def _factorize(A_prime, tree, opts, sym, limit, probes=None):
+    from threadpoolctl import threadpool_limits
+
+    # Most fronts are small: BLAS threads cost more than they give there, and
+    # on a busy machine they oversubscribe (20x slower measured on 2 cores).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return hierarchical_factorization(A_prime, tree, tol=opts.rank_tol, rank=opts.rank,
+                                          symmetric=sym, time_limit=limit, probes=probes)
+
+
+def _start(A_prime, tree, opts, report, sym, limit):
+    """The start's factors: Cholesky when asked or possible, else LU."""
+    budget = "raise time_budget or rank_tol"
+    if sym:
+        try:
+            return _factorize(A_prime, tree, opts, True, limit), True
+        except np.linalg.LinAlgError as exc:
+            if opts.symmetric is True:
+                raise PreconditionerSetupError(
+                    f"symmetric=True, but the hierarchical Cholesky failed ({exc}): A is "
+                    f"not positive definite. Pass symmetric=False (LU).",
+                    report=report) from exc
+            report.notes.append(f"Cholesky failed ({exc}); LU instead")
+        except TimeoutError as exc:
+            raise PreconditionerSetupError(
+                f"time_budget spent in the hierarchical start ({exc}); {budget}.",
+                report=report) from exc
+    try:
+        return _factorize(A_prime, tree, opts, False, limit), False
+    except np.linalg.LinAlgError as exc:
+        raise PreconditionerSetupError(
+            f"the hierarchical LU met a singular front ({exc}); A (after static pivoting) "
+            f"needs pivoting across separators. Try pivoting='mc64' or "
+            f"init='block_tridiagonal'.", report=report) from exc
+    except TimeoutError as exc:
+        raise PreconditionerSetupError(
+            f"time_budget spent in the hierarchical start ({exc}); {budget}.",
+            report=report) from exc
+
+
+def _applier(tree):
+    perm = tree.perm
+
+    def apply_of(factors):
+        def apply(X):
+            Z = factors.solve(X[perm])
+            out = np.empty_like(Z)
+            out[perm] = Z
+            return out
+        return apply
+    return apply_of
+
+
+def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
+    """The nested-dissection layout's stages; returns a NestedLearnedLU.
+
+    Raises
+    ------
+    PreconditionerSetupError
+        A front cannot be factored (singular), or the time budget ran out
+        before the start existed.
+    """
+    from ..io import matrix_fingerprint
+
+    A_prime = sp.csr_array(A_prime, dtype=np.float64)
+    warm = opts.init if isinstance(opts.init, NestedLearnedLU) else None
+    deadline = clock.deadline()
+    limit = None if deadline is None else max(deadline.remaining(), 0.0)
+    if warm is not None and not separates(A_prime, warm.tree):
+        report.notes.append("warm start: the previous tree does not separate A's graph "
+                            "(its pattern changed); ordered afresh")
+        warm = None
+    if warm is not None:
+        tree = warm.tree
+        report.ordering = "nested_dissection (warm start)"
+    else:
+        tree = nested_dissection(A_prime, leaf_size=opts.block_size,
+                                 seed=0 if opts.seed is None else int(opts.seed) % (2**31 - 1))
+        report.ordering = "nested_dissection"
+    report.ordering_time = clock.elapsed()
+    sym = bool(symmetric) and opts.symmetric is not False
+    probes = None if warm is None else getattr(warm, "probes", None)
+    if probes is not None and probes.shape[0] != A_prime.shape[0]:
+        probes = None
+    (factors, stats), sym = _start(A_prime, tree, opts, report, sym, limit)
+    if probes is not None:
+        # a warm start refactors at once on the previous fit's trained probes
+        try:
+            factors, stats = _factorize(A_prime, tree, opts, sym, limit, probes)
+        except (np.linalg.LinAlgError, TimeoutError):
+            probes = None
+    report.init = "hierarchical" if warm is None else "warm_start"
+    report.symmetric = sym
+    report.rank_tol = opts.rank_tol
+    report.start_seconds = clock.elapsed()
+    report.init_time = report.start_seconds - report.ordering_time
+    start_stats = dict(stats)
+
+    # training: refactorizations on the slow modes, within the training limit
+    train_deadline, train_limit = clock.train_deadline(report.start_seconds)
+    report.train_limit = train_limit
+    passes = 0 if opts.max_steps == 0 else min(MAX_PASSES, opts.max_steps)
+    if passes:
+        t_limit = train_limit if train_deadline is None else max(train_deadline.remaining(), 0)
+
+        def factorize(p):
+            left = None if train_deadline is None else max(train_deadline.remaining(), 0.0)
+            return _factorize(A_prime, tree, opts, sym, left, p)
+
+        result = train_nested(A_prime, factorize, _applier(tree), factors, stats,
+                              symmetric=sym, time_limit=t_limit, max_passes=passes,
+                              seed=0 if opts.seed is None else int(opts.seed))
+        factors, stats = result.factors, result.stats
+        if result.probes is not None:
+            probes = result.probes
+        report.steps, report.best_step = result.passes, result.kept_passes
+        report.stop_reason = result.stop_reason
+        report.start_iterations, report.iterations = result.start_merit, result.merit
+        report.val_history = list(enumerate(result.merit_history))
+        report.converged = True
+        if report.stop_reason == "time_limit":
+            report.stop_reason = train_deadline.reason if train_deadline else "time_limit"
+            report.cut_short.append("train")
+            report.converged = False
+    else:
+        report.steps = report.best_step = 0
+        report.stop_reason = "max_steps=0"
+        report.converged = True
+    report.train_seconds = clock.elapsed() - report.start_seconds
+    report.hierarchical = dict(stats, start_floats_per_unknown=start_stats[
+        "floats_per_unknown"], probes=0 if probes is None else int(probes.shape[1]))
+    report.notes.append(
+        f"hierarchical start: {start_stats['n_nodes']} nodes, largest front "
+        f"{start_stats['max_front']}, max rank {start_stats['max_rank']}, "
+        f"{start_stats['floats_per_unknown']:.1f} floats per unknown")
+    if passes:
+        report.notes.append(
+            f"training: {report.steps} refactorization(s), {report.best_step} kept; "
+            f"{report.start_iterations:.3g} -> {report.iterations:.3g} "
+            f"{'CG' if sym else 'GMRES'} iterations on a random right-hand side; "
+            f"{report.hierarchical['floats_per_unknown']:.1f} floats per unknown "
+            f"({report.stop_reason})")
+    self = NestedLearnedLU(factors=factors, tree=tree, report=report, pivoting=piv,
+                           options=opts, fingerprint=matrix_fingerprint(A_user))
+    self.probes = probes
+    x = np.random.default_rng(0).standard_normal(self.shape[0])
+    if not np.all(np.isfinite(self @ x)):
+        raise PreconditionerSetupError(
+            "the hierarchical factors produce non-finite output; try a smaller rank_tol "
+            "or init='block_tridiagonal'.", report=report)
+    report.nbytes = self.nbytes
+    report.fit_time = clock.elapsed()
+    self.setup_time = report.fit_time
+    if not math.isfinite(report.train_limit):
+        report.train_limit = math.inf
+    return self

@@ -1,0 +1,343 @@
+"""Stage 6 for the nested layout: training the couplings on the slow modes.
+
+The hierarchical start is the exact factorization of a nearby matrix: its
+truncations lose most on a few slow modes of ``M A`` (smooth error the
+compressed couplings no longer carry), and those are what a Krylov solver
+spends its iterations on. Each pass of :func:`train_nested`
+
+1. runs the Krylov method the preconditioner is meant for (preconditioned CG
+   when ``M`` is SPD and ``A`` symmetric, else full GMRES on ``A M``) on a
+   random right-hand side to ``rtol = 1e-8``, or until its share of the time
+   limit is spent. Its iteration count is the figure of merit (extrapolated
+   from the residual reduction when a run is cut short): the merit *is* a
+   Krylov iteration count, so keeping the best pass cannot disagree with the
+   solver;
+2. takes the Ritz vectors of the slowest modes from that run's own basis
+   (Lanczos for CG, Arnoldi for GMRES): the probes are the vectors the solver
+   itself found hardest;
+3. refactors on the same tree with those probes (added to the previous
+   pass's), every front's couplings fitted, level by level as the
+   elimination goes, to act on the probes exactly (``probes=`` of
+   :func:`~learned_precond._hierarchical.hierarchical_factorization`: a
+   least-squares fit with the residual forced to zero on the probes, which
+   keeps the Cholesky SPD), so ``L U t = A t`` for every probe ``t``.
+
+A pass is kept only when it lowers the merit by :data:`MIN_GAIN` or more
+(the start is the fallback); training stops when a pass gains less, when
+the start already converges in :data:`FEW_ITERATIONS` or when the Ritz
+values predict too little, and at the time limit.
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+
+__all__ = ["TrainResult", "train_nested", "MIN_GAIN", "RTOL", "FEW_ITERATIONS"]
+
+#: Relative residual the merit's Krylov run aims at (the benchmarks' rtol).
+RTOL = 1e-8
+#: A pass is kept only when it lowers the merit by at least this share.
+MIN_GAIN = 0.1
+#: A start that converges in this many iterations is not trained.
+FEW_ITERATIONS = 3
+#: Ritz pairs whose residual bound exceeds this share of their value are not used.
+RITZ_TOL = 0.2
+#: Slow modes added per pass, and probes in all.
+MODES_PER_PASS = 8
+MAX_PROBES = 24
+#: Bytes the Krylov basis of one run may take (it is bounded to 16..120 vectors).
+BASIS_BYTES = 160 * 2**20
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_nested` did (copied into the FitReport)."""
+
+    factors: object
+    stats: dict
+    probes: np.ndarray | None
+    start_merit: float
+    merit: float
+    merit_history: list = field(default_factory=list)
+    passes: int = 0
+    kept_passes: int = 0
+    stop_reason: str = ""
+    seconds: float = 0.0
+    method: str = "cg"
+
+
+def _cg_lanczos(A, M, b, rtol, maxiter, deadline, max_basis):
+    """Preconditioned CG recording the Lanczos data of ``M A``.
+
+    Returns (iterations, converged, residual ratio, T, basis) with ``basis``
+    the normalized preconditioned residuals ``M r_j / sqrt(r_j^T M r_j)``
+    (at most ``max_basis`` of them) and ``T`` the Lanczos tridiagonal of the
+    same steps.
+    """
+    n = b.size
+    x = np.zeros(n)
+    r = b.copy()
+    z = M(r)
+    rho = float(r @ z)
+    if not (rho > 0 and math.isfinite(rho)):
+        raise np.linalg.LinAlgError("M is not positive definite on the probe")
+    p = z.copy()
+    bnorm = float(np.linalg.norm(b))
+    basis, alphas, betas = [], [], []
+    res = 1.0
+    it = 0
+    while it < maxiter:
+        if len(basis) < max_basis:
+            basis.append(z / math.sqrt(rho))
+        q = A @ p
+        pq = float(p @ q)
+        if not (pq > 0 and math.isfinite(pq)):
+            break
+        alpha = rho / pq
+        x += alpha * p
+        r -= alpha * q
+        it += 1
+        res = float(np.linalg.norm(r)) / bnorm
+        alphas.append(alpha)
+        if res <= rtol or time.perf_counter() > deadline:
+            break
+        z = M(r)
+        rho_new = float(r @ z)
+        if not (rho_new > 0 and math.isfinite(rho_new)):
+            break
+        beta = rho_new / rho
+        betas.append(beta)
+        rho = rho_new
+        p = z + beta * p
+    m = min(len(alphas), len(basis))
+    d = np.empty(m)
+    e = np.empty(max(m - 1, 0))
+    for j in range(m):
+        d[j] = 1.0 / alphas[j] + (betas[j - 1] / alphas[j - 1] if j > 0 else 0.0)
+        if j < m - 1:
+            e[j] = -math.sqrt(betas[j]) / alphas[j]  # residuals, unsigned
+    return it, res <= rtol, res, (d, e), np.column_stack(basis[:m]) if m else None
+
+
+def _gmres_arnoldi(A, M, b, rtol, maxiter, deadline, max_basis):
+    """Right-preconditioned full GMRES on ``A M``, recording the Arnoldi data.
+
+    Returns (iterations, converged, residual ratio, H, V, MV): ``H`` the
+    (m+1) x m Hessenberg matrix, ``V`` the Arnoldi basis of ``A M`` and
+    ``MV = M V`` (so a Ritz vector ``u = V y`` of ``A M`` gives the
+    eigenvector ``M u`` of ``M A``).
+    """
+    m_max = min(maxiter, max_basis)
+    n = b.size
+    beta0 = float(np.linalg.norm(b))
+    V = np.empty((n, m_max + 1))
+    MV = np.empty((n, m_max))
+    H = np.zeros((m_max + 1, m_max))
+    V[:, 0] = b / beta0
+    g = np.zeros(m_max + 1)
+    g[0] = beta0
+    cs, sn = np.zeros(m_max), np.zeros(m_max)
+    res, it = 1.0, 0
+    for j in range(m_max):
+        MV[:, j] = M(V[:, j])
+        w = A @ MV[:, j]
+        for _ in range(2):  # classical Gram-Schmidt, twice
+            h = V[:, :j + 1].T @ w
+            w -= V[:, :j + 1] @ h
+            H[:j + 1, j] += h
+        H[j + 1, j] = float(np.linalg.norm(w))
+        it = j + 1
+        if not np.all(np.isfinite(H[:j + 2, j])):
+            it = j
+            break
+        if H[j + 1, j] > 0:
+            V[:, j + 1] = w / H[j + 1, j]
+        # Givens rotations of the least-squares problem, for the residual norm
+        col = H[:j + 2, j].copy()
+        for i in range(j):
+            col[i], col[i + 1] = cs[i] * col[i] + sn[i] * col[i + 1], \
+                -sn[i] * col[i] + cs[i] * col[i + 1]
+        denom = math.hypot(col[j], col[j + 1])
+        cs[j], sn[j] = (col[j] / denom, col[j + 1] / denom) if denom > 0 else (1.0, 0.0)
+        g[j], g[j + 1] = cs[j] * g[j], -sn[j] * g[j]
+        res = abs(g[j + 1]) / beta0
+        if res <= rtol or H[j + 1, j] == 0 or time.perf_counter() > deadline:
+            break
+    return it, res <= rtol, res, H[:it + 1, :it], V[:, :it], MV[:, :it]
+
+
+def _merit(its, converged, res, rtol):
+    """Iterations to ``rtol``: counted, or extrapolated from the reduction reached."""
+    if converged or its == 0:
+        return float(its)
+    if not (0 < res < 1):
+        return math.inf
+    return its * math.log(rtol) / math.log(res)
+
+
+def _slow_modes_spd(tridiag, basis, k_max):
+    d, e = tridiag
+    m = d.size
+    if m < 2:
+        return None, None
+    theta, S = sla.eigh_tridiagonal(d, e)
+    # residual bound of each Ritz pair: |beta_m * last component|, beta_m ~ e[-1]
+    bound = np.abs(S[-1, :]) * (abs(e[-1]) if e.size else 0.0)
+    good = (theta < 1.0) & (theta > 0) & (bound <= RITZ_TOL * np.abs(theta))
+    idx = np.flatnonzero(good)[:k_max]   # eigh_tridiagonal sorts ascending
+    if idx.size == 0:
+        return None, theta
+    return basis @ S[:, idx], theta
+
+
+def _slow_modes_general(H, MV, k_max):
+    m = H.shape[1]
+    if m < 2:
+        return None, None
+    theta, Y = np.linalg.eig(H[:m, :m])
+    order = np.argsort(np.abs(theta))
+    # residual bound |h_{m+1,m} y_m| relative to |theta|
+    bound = np.abs(H[m, m - 1] * Y[m - 1, :]) if H.shape[0] > m else np.zeros(m)
+    chosen, cols = [], 0
+    for i in order:
+        if cols >= k_max:
+            break
+        if abs(theta[i]) >= 1.0 or bound[i] > RITZ_TOL * abs(theta[i]):
+            continue
+        if theta[i].imag > 0:
+            chosen += [Y[:, i].real, Y[:, i].imag]
+            cols += 2
+        elif theta[i].imag == 0:
+            chosen.append(Y[:, i].real)
+            cols += 1
+    if not chosen:
+        return None, theta
+    Q, _ = np.linalg.qr(np.column_stack(chosen))
+    return MV @ Q, theta
+
+
+def _basis_limit(n, vectors_per_step):
+    return int(min(120, max(16, BASIS_BYTES // (8 * vectors_per_step * max(n, 1)))))
+
+
+def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_limit,
+                 max_passes=3, seed=0, rtol=RTOL):
+    """Train the hierarchical factors on their slow modes (see the module doc).
+
+    Parameters
+    ----------
+    A : sparse matrix (N, N)
+        The (pivoted) matrix the factors approximate.
+    factorize : callable
+        ``probes -> (factors, stats)``: the hierarchical factorization of ``A``
+        on the start's tree, exact on ``probes`` (N x p).
+    apply_of : callable
+        ``factors -> (X -> M X)`` in ``A``'s numbering.
+    start, start_stats
+        The start's factors and statistics (``stats['seconds']``: its cost).
+    symmetric : bool
+        The start is SPD and ``A`` symmetric: CG; else GMRES.
+    time_limit : float
+        Seconds training may take in all.
+    max_passes : int
+        Refactorizations at most (0: only measure the start).
+
+    Returns
+    -------
+    TrainResult
+        The best factors found (the start when no pass gained).
+    """
+    t0 = time.perf_counter()
+    n = A.shape[0]
+    rng = np.random.default_rng(seed)
+    method = "cg" if symmetric else "gmres"
+    maxiter = max(50, min(2000, n))
+    limit = _basis_limit(n, 1 if symmetric else 2)
+
+    def remaining():
+        return time_limit - (time.perf_counter() - t0)
+
+    def run(factors, share):
+        b = rng.standard_normal(n)
+        deadline = time.perf_counter() + max(share, 0.0)
+        M = apply_of(factors)
+        if symmetric:
+            its, conv, res, data, basis = _cg_lanczos(A, M, b, rtol, maxiter, deadline,
+                                                      limit)
+            return _merit(its, conv, res, rtol), (data, basis)
+        its, conv, res, H, V, MV = _gmres_arnoldi(A, M, b, rtol, maxiter, deadline, limit)
+        return _merit(its, conv, res, rtol), (H, MV)
+
+    out = TrainResult(start, start_stats, None, math.nan, math.nan, method=method)
+    try:
+        merit, data = run(start, 0.5 * time_limit)
+    except np.linalg.LinAlgError as exc:
+        out.stop_reason = f"the start is not usable with {method} ({exc})"
+        out.seconds = time.perf_counter() - t0
+        return out
+    out.start_merit = out.merit = merit
+    out.merit_history.append(merit)
+    refactor_seconds = float(start_stats.get("seconds", 0.0))
+    probes = None
+    while True:
+        if out.passes >= max_passes:
+            out.stop_reason = "max_passes" if max_passes else "max_steps=0"
+            break
+        if out.merit <= FEW_ITERATIONS:
+            out.stop_reason = f"converges in {out.merit:.3g} iterations: nothing to gain"
+            break
+        have = 0 if probes is None else probes.shape[1]
+        k = min(MODES_PER_PASS, MAX_PROBES - have)
+        if k <= 0:
+            out.stop_reason = f"{MAX_PROBES} probes"
+            break
+        if symmetric:
+            Z, theta = _slow_modes_spd(data[0], data[1], k)
+        else:
+            Z, theta = _slow_modes_general(data[0], data[1], k)
+        if Z is None:
+            out.stop_reason = "no slow mode found (the spectrum is clustered)"
+            break
+        if symmetric and theta is not None and theta.size > Z.shape[1] and theta[0] > 0:
+            # CG's rate follows sqrt(cond): the modes made exact move to ~1
+            kappa0 = theta[-1] / theta[0]
+            kappa1 = max(theta[-1], 1.0) / min(theta[Z.shape[1]], 1.0)
+            if math.sqrt(kappa1 / kappa0) > 1 - MIN_GAIN:
+                out.stop_reason = "the Ritz values predict less than a 10% gain"
+                break
+        if 1.5 * refactor_seconds > remaining():
+            out.stop_reason = "time_limit"
+            break
+        Z = Z / np.linalg.norm(Z, axis=0)
+        candidate = Z if probes is None else np.hstack([probes, Z])
+        out.passes += 1
+        t1 = time.perf_counter()
+        try:
+            factors, stats = factorize(candidate)
+        except (np.linalg.LinAlgError, TimeoutError) as exc:
+            out.stop_reason = f"refactorization failed ({exc}); kept the best so far"
+            break
+        refactor_seconds = time.perf_counter() - t1
+        try:
+            new_merit, new_data = run(factors, remaining())
+        except np.linalg.LinAlgError as exc:
+            out.merit_history.append(math.inf)
+            out.stop_reason = f"a pass was not usable with {method} ({exc})"
+            break
+        out.merit_history.append(new_merit)
+        if new_merit <= out.merit * (1 - MIN_GAIN):
+            out.factors, out.stats, out.probes = factors, stats, candidate
+            probes, data, out.merit = candidate, new_data, new_merit
+            out.kept_passes += 1
+        else:
+            out.stop_reason = (f"a pass gained less than {MIN_GAIN:.0%} ({new_merit:.3g} vs "
+                               f"{out.merit:.3g} iterations)")
+            break
+        if remaining() <= 0:
+            out.stop_reason = "time_limit"
+            break
+    out.seconds = time.perf_counter() - t0
+    return out

@@ -1,0 +1,173 @@
+"""The nested layout's training (lu.refine) and its place as LearnedLU's default."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from contract import PreconditionerContract
+from scipy.sparse.linalg import LinearOperator, aslinearoperator, cg, gmres
+
+from learned_precond import LearnedLU, problems
+from learned_precond._hierarchical import hierarchical_factorization, nested_dissection
+from learned_precond.krylov import solve
+from learned_precond.lu import nested_fit, refine
+from learned_precond.lu.nested import NestedLearnedLU
+
+
+def _laplace(n):
+    return sp.csr_array(problems.get("laplace_2d", n=n))
+
+
+def _convdiff(n):
+    return sp.csr_array(problems.get("convection_diffusion_2d", n=n, eps=1e-2,
+                                     velocity="vortex"))
+
+
+class TestNestedLearnedLUContract(PreconditionerContract):
+    """The default ``LearnedLU.fit(A)`` (nested layout for sparse A) keeps the contract."""
+
+    preconditioner = "learned_lu"
+    fit_options = {"seed": 0}
+    cases = ("laplace2d-32", "convdiff2d-32")
+    accepts_operator = True  # an operator falls back to the GFMM layout
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_probes_make_the_factorization_exact_on_them(symmetric):
+    A = _laplace(24) if symmetric else _convdiff(24)
+    tree = nested_dissection(A, leaf_size=16)
+    T = np.random.default_rng(0).standard_normal((A.shape[0], 5))
+    f, _ = hierarchical_factorization(A, tree, tol=0.3, symmetric=symmetric, probes=T)
+    f0, _ = hierarchical_factorization(A, tree, tol=0.3, symmetric=symmetric)
+    # M A t = t on every probe (given in A's numbering; the factors are in the tree's)
+    Ap = A[tree.perm][:, tree.perm]
+    Tp = T[tree.perm]
+    err = np.linalg.norm(f.solve(Ap @ Tp) - Tp) / np.linalg.norm(Tp)
+    err0 = np.linalg.norm(f0.solve(Ap @ Tp) - Tp) / np.linalg.norm(Tp)
+    assert err < 1e-10 < 1e-3 < err0
+
+
+@pytest.mark.parametrize("make, method", [(_laplace, cg), (_convdiff, gmres)])
+def test_training_lowers_the_iterations_of_a_coarse_start(make, method):
+    A = make(48)
+    M0 = LearnedLU.fit(A, rank_tol=0.3, seed=0, max_steps=0)
+    M = LearnedLU.fit(A, rank_tol=0.3, seed=0)
+    assert isinstance(M, NestedLearnedLU)
+    rep = M.report
+    assert rep.steps >= 1 and rep.best_step >= 1 and M.probes is not None
+    assert rep.iterations <= 0.7 * rep.start_iterations
+    # the merit is a Krylov count: a fixed rhs agrees with it
+    b = np.ones(A.shape[0])
+    its = {}
+    for name, P in (("start", M0), ("trained", M)):
+        count = []
+        x, info = method(A, b, M=P, rtol=1e-8, maxiter=500, callback=lambda _: count.append(1),
+                         **({"callback_type": "pr_norm"} if method is gmres else {}))
+        assert info == 0 and np.linalg.norm(b - A @ x) <= 1e-7 * np.linalg.norm(b)
+        its[name] = len(count)
+    assert its["trained"] < its["start"]
+    # the split of the fit's time is recorded
+    assert rep.start_seconds > 0 and rep.train_seconds > 0
+    assert rep.start_seconds + rep.train_seconds <= rep.fit_time + 1e-9
+    assert rep.hierarchical["probes"] == M.probes.shape[1]
+
+
+def test_trained_cholesky_stays_spd():
+    A = _laplace(24)
+    M = LearnedLU.fit(A, rank_tol=0.3, seed=0)
+    assert M.symmetric and M.report.best_step >= 1
+    D = M @ np.eye(A.shape[0])
+    assert np.allclose(D, D.T, atol=1e-12 * np.abs(D).max())
+    assert np.linalg.eigvalsh((D + D.T) / 2).min() > 0
+
+
+def test_a_strong_start_is_not_trained():
+    # rank_tol=0 is the exact factorization: nothing to gain, and training stops
+    # before any refactorization (so it costs a small share of the fit).
+    A = _laplace(32)
+    M = LearnedLU.fit(A, rank_tol=0.0, seed=0)
+    rep = M.report
+    assert rep.steps == 0 and M.probes is None
+    assert rep.iterations <= refine.FEW_ITERATIONS
+    assert "nothing to gain" in rep.stop_reason
+
+
+def test_max_steps_zero_is_the_start():
+    A = _laplace(32)
+    M = LearnedLU.fit(A, rank_tol=0.3, seed=0, max_steps=0)
+    assert M.report.steps == 0 and M.report.stop_reason == "max_steps=0"
+    assert M.probes is None and M.report.train_seconds < 0.5 * M.report.fit_time + 0.05
+
+
+def test_a_pass_that_gains_too_little_is_not_kept():
+    # A fake refactorization that returns the start again: no gain, start kept.
+    A = _laplace(24)
+    tree = nested_dissection(A, leaf_size=16)
+    Ap = sp.csr_array(A[tree.perm][:, tree.perm])
+    start = hierarchical_factorization(Ap, tree, tol=0.5, symmetric=True)
+    calls = []
+
+    def factorize(probes):
+        calls.append(probes.shape)
+        return start
+
+    result = refine.train_nested(Ap, factorize, lambda f: f.solve, *start, symmetric=True,
+                                 time_limit=30.0, max_passes=3, seed=0)
+    assert len(calls) == 1 and result.passes == 1 and result.kept_passes == 0
+    assert result.factors is start[0] and result.probes is None
+    assert "gained less" in result.stop_reason
+    assert result.merit == result.start_merit
+
+
+def test_time_limit_zero_keeps_the_start():
+    A = _laplace(24)
+    tree = nested_dissection(A, leaf_size=16)
+    Ap = sp.csr_array(A[tree.perm][:, tree.perm])
+    start = hierarchical_factorization(Ap, tree, tol=0.5, symmetric=True)
+    result = refine.train_nested(Ap, lambda p: pytest.fail("refactored"), lambda f: f.solve,
+                                 *start, symmetric=True, time_limit=0.0, max_passes=3)
+    assert result.passes == 0 and result.factors is start[0]
+
+
+def test_warm_start_reuses_the_tree_and_the_probes():
+    A = _laplace(40)
+    M = LearnedLU.fit(A, rank_tol=0.3, seed=0)
+    assert M.probes is not None
+    A2 = sp.csr_array(A + sp.diags_array(np.linspace(0.0, 0.5, A.shape[0])))
+    W = LearnedLU.fit(A2, init=M, rank_tol=0.3, seed=0)
+    assert W.report.init == "warm_start" and W.tree is M.tree
+    assert W.report.ordering == "nested_dissection (warm start)"
+    assert W.report.start_iterations <= M.report.start_iterations
+    r = solve(A2, A2 @ np.ones(A2.shape[0]), W, method="cg")
+    assert r.converged
+    # a matrix whose graph the old tree does not separate is ordered afresh
+    rng = np.random.default_rng(0)
+    i, j = rng.choice(A.shape[0], size=2, replace=False)
+    bridge = sp.coo_array(([-0.1, -0.1], ([i, j], [j, i])), shape=A.shape)
+    A3 = sp.csr_array(A + bridge)
+    W3 = LearnedLU.fit(A3, init=M, rank_tol=0.3, seed=0)
+    assert W3.tree is not M.tree and any("ordered afresh" in n for n in W3.report.notes)
+
+
+def test_default_layout_rule():
+    A = _laplace(16)
+    assert isinstance(LearnedLU.fit(A, seed=0), NestedLearnedLU)
+    assert LearnedLU.fit(A, seed=0).report.init == "hierarchical"
+    # GFMM-only options, a LinearOperator, dense input, init='gfmm': the GFMM layout
+    for options in ({"ordering": "bisection"}, {"grid_shape": (16, 16)}, {"init": "gfmm"},
+                    {"loss": "preconditioned"}, {"lr": 1e-3}):
+        M = LearnedLU.fit(A, seed=0, max_steps=2, **options)
+        assert not isinstance(M, NestedLearnedLU), options
+    assert not isinstance(LearnedLU.fit(aslinearoperator(A), seed=0, max_steps=2),
+                          NestedLearnedLU)
+    assert not isinstance(LearnedLU.fit(A.toarray(), seed=0, max_steps=2), NestedLearnedLU)
+    from learned_precond.lu.options import FitOptions
+
+    assert nested_fit.prefers_nested(A, FitOptions())
+    assert not nested_fit.prefers_nested(sp.csr_array(np.ones((100, 100))), FitOptions())
+
+
+def test_an_operator_cannot_ask_for_the_nested_layout():
+    A = _laplace(8)
+    op = LinearOperator(A.shape, matvec=lambda x: A @ x, dtype=np.float64)
+    with pytest.raises(ValueError, match="entries"):
+        LearnedLU.fit(op, init="hierarchical")
