@@ -78,7 +78,7 @@ def _q1_element_stiffness(E, nu):
             B[2, 0::2] = dy
             B[2, 1::2] = dx
             K += B.T @ D @ B
-    return K
+    return (K + K.T) / 2.0  # exactly symmetric, so the assembled A == A.T bit for bit
 
 
 def _q1_stiffness(n, E, nu):
