@@ -168,7 +168,7 @@ def test_fit_benchmarks_fit(tiny_suite, monkeypatch):
     unpreconditioned = common.run_solve(A, b, None, "gmres").iterations
     for name, problem, M in fits:
         assert problem.A is A  # the benchmark's own matrix, built once in setup
-        assert type(M) is get_preconditioner(name) and M.shape == A.shape
+        assert isinstance(M, get_preconditioner(name)) and M.shape == A.shape
         result = common.run_solve(A, b, M, "gmres")
         assert result.converged and result.iterations < unpreconditioned, (name, result)
 

@@ -1,12 +1,14 @@
 """The nested layout's training (lu.refine) and its place as LearnedLU's default."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from contract import PreconditionerContract
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, cg, gmres
 
-from learned_precond import LearnedLU, problems
+from learned_precond import FitConvergenceWarning, LearnedLU, problems
 from learned_precond._hierarchical import hierarchical_factorization, nested_dissection
 from learned_precond.krylov import solve
 from learned_precond.lu import nested_fit, refine
@@ -153,9 +155,13 @@ def test_default_layout_rule():
     assert isinstance(LearnedLU.fit(A, seed=0), NestedLearnedLU)
     assert LearnedLU.fit(A, seed=0).report.init == "hierarchical"
     # GFMM-only options, a LinearOperator, dense input, init='gfmm': the GFMM layout
-    for options in ({"ordering": "bisection"}, {"grid_shape": (16, 16)}, {"init": "gfmm"},
+    assert isinstance(LearnedLU.fit(A, seed=0, grid_shape=(16, 16)), NestedLearnedLU)
+    for options in ({"ordering": "bisection"}, {"ordering": "geometric", "grid_shape": (16, 16)},
+                    {"init": "gfmm"},
                     {"loss": "preconditioned"}, {"lr": 1e-3}):
-        M = LearnedLU.fit(A, seed=0, max_steps=2, **options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitConvergenceWarning)  # max_steps=2 on purpose
+            M = LearnedLU.fit(A, seed=0, max_steps=2, **options)
         assert not isinstance(M, NestedLearnedLU), options
     assert not isinstance(LearnedLU.fit(aslinearoperator(A), seed=0, max_steps=2),
                           NestedLearnedLU)

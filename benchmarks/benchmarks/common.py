@@ -127,7 +127,8 @@ RESTART = 50
 MAXITER = 1000
 
 #: Options passed to ``LearnedLU.fit`` besides ``grid_shape`` (the defaults
-#: otherwise: what a user gets from ``LearnedLU.fit(A)``).
+#: otherwise: what a user gets from ``LearnedLU.fit(A)``; for a sparse A that
+#: is the nested-dissection layout, which ignores ``grid_shape``).
 LEARNED_LU_OPTIONS = {"seed": 0}
 #: Options of the baselines' ``fit`` (their defaults; AMG gets a seed so its
 #: spectral-radius estimates, and hence iteration counts, are reproducible).

@@ -39,7 +39,7 @@ def prefers_nested(A, opts):
     The GFMM layout is kept for LinearOperators (no entries to eliminate),
     dense or nearly dense matrices (nested dissection of a complete graph is
     one dense front: the exact LU), and when a GFMM-only option asks for it
-    (a geometric ordering, the seed's losses, a training or factor precision,
+    (an explicit ordering, the seed's losses, a training or factor precision,
     a GPU: the nested layout is factored and trained on the CPU in double).
     """
     from scipy.sparse.linalg import LinearOperator
@@ -49,8 +49,9 @@ def prefers_nested(A, opts):
     n = A.shape[0]
     if n < 2 or A.nnz > NESTED_MAX_DENSITY * n * n and n > 64:
         return False
-    gfmm_only = (opts.ordering != "auto" or opts.coords is not None
-                 or opts.grid_shape is not None or opts.loss != "probe"
+    # coords/grid_shape are not GFMM-only: they are geometry hints, and the
+    # nested layout orders by A's graph, which a sparse A always has.
+    gfmm_only = (opts.ordering != "auto" or opts.loss != "probe"
                  or opts.transpose_loss or opts.blockwise or opts.lr is not None
                  or not opts.train_near_field or opts.factor_dtype != "auto"
                  or opts.dtype is not None or opts.device.type != "cpu")

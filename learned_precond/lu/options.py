@@ -86,9 +86,11 @@ class FitOptions:
 'exact_compressed', 'random'} or LearnedLU
         Layout and starting point. ``'auto'`` (default): ``'hierarchical'``
         for a sparse ``A`` given by its entries (at most 5% nonzeros) when no
-        GFMM-only option (``ordering``, ``coords``/``grid_shape``, ``loss``,
-        ``transpose_loss``, ``blockwise``, ``lr``, ``train_near_field``,
-        ``factor_dtype``) is given, else ``'gfmm'``.
+        GFMM-only option (``ordering``, ``loss``, ``transpose_loss``,
+        ``blockwise``, ``lr``, ``train_near_field``, ``factor_dtype``,
+        ``dtype``, a CUDA ``device``) is given, else ``'gfmm'``
+        (``coords``/``grid_shape`` are then ignored: the nested layout
+        orders by A's graph).
         ``'hierarchical'``: the nested-dissection layout
         (:mod:`learned_precond.lu.nested_fit`), a compressed multifrontal LU
         (Cholesky for SPD A) whose fill is truncated to ``rank_tol`` as it
