@@ -77,7 +77,7 @@ def test_tol_zero_is_the_exact_inverse(make, symmetric):
 def test_compiled_kernel_matches_reference(symmetric):
     A = _laplace(40) if symmetric else _convdiff(40)
     tree = nested_dissection(A, leaf_size=32)
-    f, stats = hierarchical_factorization(A, tree, tol=0.2, symmetric=symmetric)
+    f, stats = hierarchical_factorization(A, tree, tol=0.2, symmetric=symmetric, dense_entries=0)
     assert stats["truncated_nodes"] > 0  # the low-rank paths are exercised
     rng = np.random.default_rng(0)
     Y = rng.standard_normal((A.shape[0], 3))
@@ -97,7 +97,7 @@ def test_many_right_hand_sides_equal_single_solves(symmetric, k):
     # every column must equal its own single-vector solve to rounding.
     A = _laplace(24) if symmetric else _convdiff(24)
     tree = nested_dissection(A, leaf_size=16)
-    f, stats = hierarchical_factorization(A, tree, tol=0.2, symmetric=symmetric)
+    f, stats = hierarchical_factorization(A, tree, tol=0.2, symmetric=symmetric, dense_entries=0)
     assert stats["truncated_nodes"] > 0
     Y = np.random.default_rng(k).standard_normal((A.shape[0], k))
     for solve in (f.solve, f.solve_transposed):
@@ -128,7 +128,7 @@ def test_transposed_solve_is_the_transpose():
     A = _convdiff(36)
     n = A.shape[0]
     tree = nested_dissection(A, leaf_size=32)
-    f, _ = hierarchical_factorization(A, tree, tol=0.3, symmetric=False)
+    f, _ = hierarchical_factorization(A, tree, tol=0.3, symmetric=False, dense_entries=0)
     np.testing.assert_allclose(_dense_M(f, tree, n, transposed=True),
                                _dense_M(f, tree, n).T, atol=1e-12)
 
@@ -137,7 +137,7 @@ def test_symmetric_start_is_spd_after_truncation():
     A = _laplace(40)
     n = A.shape[0]
     tree = nested_dissection(A, leaf_size=32)
-    f, stats = hierarchical_factorization(A, tree, tol=0.3, symmetric=True)
+    f, stats = hierarchical_factorization(A, tree, tol=0.3, symmetric=True, dense_entries=0)
     assert stats["truncated_nodes"] > 0
     M = _dense_M(f, tree, n)
     np.testing.assert_allclose(M, M.T, atol=1e-12)

@@ -24,6 +24,15 @@ def _convdiff(n):
                                      velocity="vortex"))
 
 
+@pytest.fixture
+def compress_every_coupling(monkeypatch):
+    """These problems are small: without this, every coupling would be stored
+    dense (:data:`DENSE_ENTRIES`), the start exact, and training idle."""
+    from learned_precond._hierarchical import factorization
+
+    monkeypatch.setattr(factorization, "DENSE_ENTRIES", 0)
+
+
 class TestNestedLearnedLUContract(PreconditionerContract):
     """The default ``LearnedLU.fit(A)`` (nested layout for sparse A) keeps the contract."""
 
@@ -38,8 +47,9 @@ def test_probes_make_the_factorization_exact_on_them(symmetric):
     A = _laplace(24) if symmetric else _convdiff(24)
     tree = nested_dissection(A, leaf_size=16)
     T = np.random.default_rng(0).standard_normal((A.shape[0], 5))
-    f, _ = hierarchical_factorization(A, tree, tol=0.3, symmetric=symmetric, probes=T)
-    f0, _ = hierarchical_factorization(A, tree, tol=0.3, symmetric=symmetric)
+    f, _ = hierarchical_factorization(A, tree, tol=0.3, symmetric=symmetric, probes=T,
+                                      dense_entries=0)
+    f0, _ = hierarchical_factorization(A, tree, tol=0.3, symmetric=symmetric, dense_entries=0)
     # M A t = t on every probe (given in A's numbering; the factors are in the tree's)
     Ap = A[tree.perm][:, tree.perm]
     Tp = T[tree.perm]
@@ -73,7 +83,7 @@ def test_training_lowers_the_iterations_of_a_coarse_start(make, method):
     assert rep.hierarchical["probes"] == M.probes.shape[1]
 
 
-def test_trained_cholesky_stays_spd():
+def test_trained_cholesky_stays_spd(compress_every_coupling):
     A = _laplace(24)
     M = LearnedLU.fit(A, rank_tol=0.3, seed=0)
     assert M.symmetric and M.report.best_step >= 1
@@ -130,7 +140,7 @@ def test_time_limit_zero_keeps_the_start():
     assert result.passes == 0 and result.factors is start[0]
 
 
-def test_warm_start_reuses_the_tree_and_the_probes():
+def test_warm_start_reuses_the_tree_and_the_probes(compress_every_coupling):
     A = _laplace(40)
     M = LearnedLU.fit(A, rank_tol=0.3, seed=0)
     assert M.probes is not None

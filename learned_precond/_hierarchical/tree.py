@@ -104,6 +104,34 @@ def _subgraph(indptr, indices, verts, local):
     return ptr, idx
 
 
+@numba.njit(cache=True)
+def _separator(ptr, idx, side):
+    """Vertex separator of an edge cut: the cut's endpoints on the smaller side.
+
+    ``side`` is the bisection (boolean per vertex); the vertices of side
+    ``s`` with a neighbour on the other side form that side's boundary, and
+    the smaller boundary (side True on a tie) separates the two parts.
+    """
+    m = side.size
+    on_cut = np.zeros(m, dtype=np.bool_)
+    count_true = 0
+    count_false = 0
+    for i in range(m):
+        for p in range(ptr[i], ptr[i + 1]):
+            if side[idx[p]] != side[i]:
+                on_cut[i] = True
+                if side[i]:
+                    count_true += 1
+                else:
+                    count_false += 1
+                break
+    keep_true = count_true <= count_false
+    for i in range(m):
+        if on_cut[i] and side[i] != keep_true:
+            on_cut[i] = False
+    return on_cut
+
+
 def nested_dissection(A, *, leaf_size=32, seed=0):
     """Nested-dissection tree of the graph of ``A`` (sparse, square).
 
@@ -136,16 +164,10 @@ def nested_dissection(A, *, leaf_size=32, seed=0):
         side = _bisect(ptr, idx, m, seed)
         if side is None:
             return emit(verts, depth, [])
-        rows = np.repeat(np.arange(m), np.diff(ptr))
-        cut = side[rows] != side[idx]
-        b0 = np.unique(rows[cut & side[rows]])
-        b1 = np.unique(rows[cut & ~side[rows]])
-        sep = b0 if b0.size <= b1.size else b1
-        in_sep = np.zeros(m, dtype=bool)
-        in_sep[sep] = True
+        in_sep = _separator(ptr, idx, side)
         children = [build(verts[part], depth + 1)
                     for part in (side & ~in_sep, ~side & ~in_sep) if part.any()]
-        return emit(verts[sep], depth, children)
+        return emit(verts[in_sep], depth, children)
 
     build(np.arange(n, dtype=np.int64), 0)
     perm = np.concatenate(perm_parts).astype(np.int64)
