@@ -126,8 +126,27 @@ def test_a_pass_that_gains_too_little_is_not_kept():
                                  time_limit=30.0, max_passes=3, seed=0)
     assert len(calls) == 1 and result.passes == 1 and result.kept_passes == 0
     assert result.factors is start[0] and result.probes is None
-    assert "gained less" in result.stop_reason
+    assert "saved less than 10%" in result.stop_reason
     assert result.merit == result.start_merit
+
+
+def test_a_pass_is_kept_by_solve_work_not_iterations_alone():
+    # A pass that converges in fewer iterations but reads far more factor
+    # entries per iteration costs the user more per solve: not kept.
+    A = _laplace(24)
+    tree = nested_dissection(A, leaf_size=16)
+    Ap = sp.csr_array(A[tree.perm][:, tree.perm])
+    # factors of A in the tree's numbering: they act on Ap's vectors
+    start = hierarchical_factorization(A, tree, tol=0.5, symmetric=True, dense_entries=0)
+    exact, stats = hierarchical_factorization(A, tree, tol=0.0, symmetric=True)
+    heavy = dict(stats, floats_per_unknown=1e4)
+    for pass_stats, kept in ((stats, 1), (heavy, 0)):
+        result = refine.train_nested(Ap, lambda probes: (exact, pass_stats), lambda f: f.solve,
+                                     *start, symmetric=True, time_limit=30.0, max_passes=1,
+                                     seed=0)
+        assert result.passes == 1 and result.kept_passes == kept, result.stop_reason
+        assert result.merit_history[1] < 0.5 * result.start_merit  # fewer iterations either way
+    assert "the work" in result.stop_reason
 
 
 def test_time_limit_zero_keeps_the_start():

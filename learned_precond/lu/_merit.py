@@ -8,6 +8,7 @@ import math
 import time
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, gmres
 
 from .._convert import randn, to_numpy, to_torch
@@ -37,6 +38,11 @@ class GmresMerit:
         The longest time one evaluation took.
     pack_seconds : float
         The longest time packing the factors took in one evaluation.
+    last_work : float
+        Bytes one iteration of the last evaluated factors reads: the packed
+        factors, A's entries (12 bytes each; 0 for an operator, the same for
+        every candidate) and six vectors. ``merit * last_work`` is the
+        expected cost of a solve (:func:`solve_cost`).
     """
 
     def __init__(self, system, generator, *, rtol=1e-8, restart=50, cap=200):
@@ -44,6 +50,7 @@ class GmresMerit:
         self.rhs = _merit_rhs(system.apply, system.size, generator)
         self.rtol, self.restart, self.cap = rtol, restart, cap
         self.seconds = self.pack_seconds = 0.0
+        self.last_work = math.nan
 
     def __call__(self, model):
         t0 = time.perf_counter()
@@ -62,6 +69,9 @@ class GmresMerit:
         self.pack_seconds = max(self.pack_seconds, time.perf_counter() - t0)
         M, P = factors.layout.n_leaves, factors.layout.block_size
         N = M * P
+        Ap = getattr(self.system, "_Ap", None)
+        a_bytes = 12 * Ap.nnz if sp.issparse(Ap) else (0 if Ap is None else 8 * N * N)
+        self.last_work = float(packed.nbytes + a_bytes + 48 * N)
         apply_A = self.system.apply
 
         def m_apply(v):

@@ -22,8 +22,11 @@ spends its iterations on. Each pass of :func:`train_nested`
    least-squares fit with the residual forced to zero on the probes, which
    keeps the Cholesky SPD), so ``L U t = A t`` for every probe ``t``.
 
-A pass is kept only when it lowers the merit by :data:`MIN_GAIN` or more
-(the start is the fallback); training stops when a pass gains less, when
+A pass is kept only when it lowers the expected cost of a solve by
+:data:`MIN_GAIN` or more: iterations times the work of one iteration (one
+product with ``A`` plus one application of the factors, counted in entries
+read, see :func:`solve_work`), so a pass whose probes add more rank than
+they save in iterations is not kept (the start is the fallback); training stops when a pass gains less, when
 the start already converges in :data:`FEW_ITERATIONS` or when the Ritz
 values predict too little, and at the time limit.
 """
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg as sla
 
-__all__ = ["TrainResult", "train_nested", "MIN_GAIN", "RTOL", "FEW_ITERATIONS"]
+__all__ = ["TrainResult", "train_nested", "solve_work", "MIN_GAIN", "RTOL", "FEW_ITERATIONS"]
 
 #: Relative residual the merit's Krylov run aims at (the benchmarks' rtol).
 RTOL = 1e-8
@@ -50,6 +53,18 @@ MODES_PER_PASS = 8
 MAX_PROBES = 24
 #: Bytes the Krylov basis of one run may take (it is bounded to 16..120 vectors).
 BASIS_BYTES = 160 * 2**20
+
+
+def solve_work(A, stats, merit, symmetric):
+    """Expected work of one solve: ``merit`` iterations of (A x + M x), in entries read.
+
+    An iteration reads A once and the factors once (LU: L then U) or twice
+    (Cholesky: ``L`` forward, then as ``L^T`` back), plus a few vectors. A
+    deterministic count, so the same seed keeps the same pass on any machine.
+    """
+    n = A.shape[0]
+    factor = stats.get("floats_per_unknown", 0.0) * n * (2 if symmetric else 1)
+    return merit * (A.nnz + factor + 6 * n)
 
 
 @dataclass
@@ -280,6 +295,7 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
         return out
     out.start_merit = out.merit = merit
     out.merit_history.append(merit)
+    best_work = solve_work(A, start_stats, merit, symmetric)
     refactor_seconds = float(start_stats.get("seconds", 0.0))
     probes = None
     while True:
@@ -328,13 +344,16 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
             out.stop_reason = f"a pass was not usable with {method} ({exc})"
             break
         out.merit_history.append(new_merit)
-        if new_merit <= out.merit * (1 - MIN_GAIN):
+        new_work = solve_work(A, stats, new_merit, symmetric)
+        if new_work <= best_work * (1 - MIN_GAIN):
             out.factors, out.stats, out.probes = factors, stats, candidate
             probes, data, out.merit = candidate, new_data, new_merit
+            best_work = new_work
             out.kept_passes += 1
         else:
-            out.stop_reason = (f"a pass gained less than {MIN_GAIN:.0%} ({new_merit:.3g} vs "
-                               f"{out.merit:.3g} iterations)")
+            out.stop_reason = (f"a pass saved less than {MIN_GAIN:.0%} of a solve's work "
+                               f"({new_merit:.3g} vs {out.merit:.3g} iterations, "
+                               f"{new_work / best_work:.2f}x the work)")
             break
         if remaining() <= 0:
             out.stop_reason = "time_limit"
