@@ -10,7 +10,7 @@ true residual (:func:`learned_precond.krylov.solve`), at most 2000 inner
 iterations. Preconditioners: ``none``, ``jacobi``, ``ilu0``, ``ilut``
 (spilu, drop_tol 1e-4, fill_factor 10), ``amg`` (pyamg: smoothed aggregation
 for symmetric A, nonsymmetric SA otherwise), ``learned_lu`` (default
-options, seed 0, the problem's grid when it has one; ``pivoting='auto'``),
+options, seed 0, the nested-dissection layout; ``pivoting='auto'``),
 ``learned_lu/nopiv`` (``pivoting='none'``), and with static pivoting
 (:mod:`learned_precond.pivoting`) forced on every matrix, so that its effect
 is visible where ``'auto'`` would not pivot: ``ilu0+mc64`` (the wrapper
@@ -165,8 +165,10 @@ def write_report(results, matrices, names, path, elapsed):
     add("")
     add("Preconditioners: `none`; `jacobi`; `ilu0` (true ILU(0)); `ilut` (scipy spilu, "
         "drop_tol 1e-4, fill_factor 10); `amg` (pyamg, SA for symmetric A, nonsymmetric SA "
-        "otherwise); `learned_lu` (`LearnedLU.fit` defaults, seed 0, grid ordering where the "
-        "matrix has a grid; `pivoting='auto'` pivots where the last column says so); "
+        "otherwise); `learned_lu` (`LearnedLU.fit` defaults, seed 0: the nested-dissection "
+        "layout, whose fronts are stored dense up to 1024 entries per coupling, so at these "
+        "sizes it is close to an exact sparse factorization; `pivoting='auto'` pivots where "
+        "the last column says so); "
         "`learned_lu/nopiv` (the same with `pivoting='none'`); and with MC64 static pivoting and scaling "
         "(`learned_precond.pivoting`, `A' = D_r P A D_c`, forced on every matrix): "
         "`ilu0+mc64`, `learned_lu+mc64`. "
