@@ -120,17 +120,18 @@ def run_case(family, n, precond, tol):
 
 
 def run_subprocess(family, n, precond, tol):
+    N = n ** (3 if family.endswith("3d") else 2)
     cmd = [sys.executable, __file__, "--case", family, str(n), precond, str(tol)]
     env = dict(os.environ)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CASE_TIMEOUT,
                               env=env)
     except subprocess.TimeoutExpired:
-        return {"family": family, "n": n, "precond": precond, "tol": tol,
+        return {"family": family, "n": n, "N": N, "precond": precond, "tol": tol,
                 "error": f"timeout ({CASE_TIMEOUT} s)"}
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
-        return {"family": family, "n": n, "precond": precond, "tol": tol,
+        return {"family": family, "n": n, "N": N, "precond": precond, "tol": tol,
                 "error": f"exit {proc.returncode}: {tail[0][:120]}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -146,7 +147,7 @@ def _its(r):
 
 def _row(r):
     if "error" in r:
-        return [r["family"], f"{r.get('N', r['n'])}", r["precond"], r["error"]] + [""] * 7
+        return [r["family"], str(r["N"]), r["precond"], r["error"]] + [""] * 7
     name = r["precond"] + (f" (tol {r['tol']:g})" if r["precond"] == "learned_lu" else "")
     split = ""
     if r["precond"] == "learned_lu":
@@ -259,6 +260,17 @@ def _checks(results):
         lines.append(f"- {r['family']} N = 1048576: "
                      + ("completed" if "error" not in r else f"did not complete ({r['error']})")
                      + ".")
+    for family in ("poisson_2d", "lognormal_2d"):
+        rs = [r for r in results if r["family"] == family and r["precond"] == "learned_lu"
+              and "error" not in r]
+        if len(rs) < 2:
+            continue
+        N = [r["N"] for r in rs]
+        setup = loglog_slope(N, [r["setup"] for r in rs])
+        peak = loglog_slope(N, [max(r["peak"], 1e-9) for r in rs])
+        lines.append(f"- {family} log-log slopes over N = {N[0]}..{N[-1]}: setup "
+                     f"{format_slope(setup)}, peak memory {format_slope(peak)}: "
+                     f"{'met' if max(setup, peak) <= 1.2 else 'MISSED'} (<= 1.2).")
     return lines
 
 
