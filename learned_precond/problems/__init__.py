@@ -36,6 +36,14 @@ Modules
     :class:`~learned_precond.problems.family.MatrixFamily`: deterministic data
     sets of one PDE family (what the SPAI generator trains on); not in the
     registry, whose entries are single matrices.
+``sequences``
+    Slowly changing sequences of 50 systems (issue 18), each a
+    :class:`~learned_precond.problems.sequences.MatrixSequence` (matrices,
+    right-hand sides, solutions): :func:`moving_diffusion_sequence` (backward
+    Euler, a conductivity bump that moves; SPD) and :func:`newton_sequence`
+    (the Jacobians of Newton's method with load continuation on
+    ``-div((1 + u^2) grad u) = s f``; nonsymmetric). Not in the registry
+    either: an entry is one matrix.
 
 Kinds
 -----
@@ -115,14 +123,17 @@ from .seed import (
     seed_laplace_2d,
     seed_rbf_kernel,
 )
+from .sequences import SEQUENCES, MatrixSequence, moving_diffusion_sequence, newton_sequence
 
 __all__ = [
     "DEFINITENESS",
     "HARD_SUITE",
     "HardCase",
     "KINDS",
+    "MatrixSequence",
     "Problem",
     "ProblemInfo",
+    "SEQUENCES",
     "anisotropic_2d",
     "biharmonic_1d",
     "biharmonic_2d",
@@ -146,7 +157,9 @@ __all__ = [
     "laplace_2d",
     "laplace_3d",
     "load_matrix",
+    "moving_diffusion_sequence",
     "names",
+    "newton_sequence",
     "rbf_kernel",
     "seed_biharmonic_1d",
     "seed_biharmonic_2d",
