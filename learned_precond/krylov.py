@@ -174,11 +174,8 @@ def solve(A, b, M=None, *, method="gmres", rtol=1e-8, atol=0.0, maxiter=None, re
     n = A.shape[0]
     b = check_rhs(b, n, allow_complex=True)
     x0 = None if x0 is None else check_rhs(x0, n, name="x0", allow_complex=True)
-    rtol = _check_tolerance(rtol, "rtol")
-    atol = _check_tolerance(atol, "atol")
-    maxiter = 10 * n if maxiter is None else check_positive_int(maxiter, "maxiter")
-    restart = check_positive_int(restart, "restart")
-    precond = _check_preconditioner(M, A.shape, method)
+    rtol, atol, maxiter, restart, precond = _check_options(A, M, method, rtol, atol,
+                                                           maxiter, restart)
     dtype = _work_dtype(A, b, precond, x0)
     b = b.astype(dtype, copy=False)
     x0 = None if x0 is None else x0.astype(dtype, copy=False)
@@ -347,11 +344,8 @@ def solve_many(A, B, M=None, *, method="gmres", rtol=1e-8, atol=0.0, maxiter=Non
         return [solve(A, B[:, c], M, method=method, rtol=rtol, atol=atol, maxiter=maxiter,
                       restart=restart, x0=None if X0 is None else X0[:, c])
                 for c in range(k)]
-    rtol = _check_tolerance(rtol, "rtol")
-    atol = _check_tolerance(atol, "atol")
-    maxiter = 10 * n if maxiter is None else check_positive_int(maxiter, "maxiter")
-    restart = check_positive_int(restart, "restart")
-    precond = _check_preconditioner(M, A.shape, method)
+    rtol, atol, maxiter, restart, precond = _check_options(A, M, method, rtol, atol,
+                                                           maxiter, restart)
     dtype = _work_dtype(A, B, precond, X0)
     B = B.astype(dtype, copy=False)
     X = np.zeros((n, k), dtype=dtype) if X0 is None else X0.astype(dtype, copy=True)
@@ -409,6 +403,13 @@ def _work_dtype(*arrays):
     return np.dtype(np.complex128 if cplx else np.float64)
 
 
+def _check_options(A, M, method, rtol, atol, maxiter, restart):
+    """``(rtol, atol, maxiter, restart, M as an operator)``, checked as solve and solve_many take them."""
+    return (_check_tolerance(rtol, "rtol"), _check_tolerance(atol, "atol"),
+            10 * A.shape[0] if maxiter is None else check_positive_int(maxiter, "maxiter"),
+            check_positive_int(restart, "restart"), _check_preconditioner(M, A.shape, method))
+
+
 def _check_tolerance(value, name):
     try:
         value = float(value)
@@ -445,6 +446,6 @@ def _check_preconditioner(M, shape, method):
             f"{type(M).__name__} is not symmetric; convergence is not guaranteed. "
             f"Use gmres or bicgstab, or a symmetric preconditioner.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of solve / solve_many (via _check_options)
         )
     return precond
