@@ -206,3 +206,74 @@ def test_an_operator_cannot_ask_for_the_nested_layout():
     op = LinearOperator(A.shape, matvec=lambda x: A @ x, dtype=np.float64)
     with pytest.raises(ValueError, match="entries"):
         LearnedLU.fit(op, init="hierarchical")
+
+
+def test_a_warm_start_factors_once_and_orders_nothing(compress_every_coupling, monkeypatch):
+    # The work a warm start saves, counted (not timed): no nested dissection,
+    # and one factorization (on the inherited probes) before training.
+    A = _laplace(40)
+    M = LearnedLU.fit(A, rank_tol=0.3, seed=0, max_steps=0)
+    M.probes = M.probes if M.probes is not None else \
+        np.random.default_rng(0).standard_normal((A.shape[0], 4))
+    calls = {"order": 0, "factor": []}
+    real_nd, real_factor = nested_fit.nested_dissection, nested_fit._factorize
+
+    def count_nd(*args, **kwargs):
+        calls["order"] += 1
+        return real_nd(*args, **kwargs)
+
+    def count_factor(*args, **kwargs):
+        calls["factor"].append(None if len(args) < 6 else args[5].shape[1])
+        return real_factor(*args, **kwargs)
+
+    monkeypatch.setattr(nested_fit, "nested_dissection", count_nd)
+    monkeypatch.setattr(nested_fit, "_factorize", count_factor)
+    A2 = sp.csr_array(A + sp.diags_array(np.linspace(0.0, 0.2, A.shape[0])))
+    W = LearnedLU.fit(A2, init=M, rank_tol=0.3, seed=0, max_steps=0)
+    assert calls["order"] == 0 and calls["factor"] == [M.probes.shape[1]]
+    cold = LearnedLU.fit(A2, rank_tol=0.3, seed=0, max_steps=0)
+    assert calls["order"] == 1
+    b = A2 @ np.ones(A2.shape[0])
+    its_warm = solve(A2, b, W, method="cg").iterations
+    its_cold = solve(A2, b, cold, method="cg").iterations
+    assert its_warm <= its_cold + 1
+
+
+def test_warm_probes_give_way_to_new_modes_beyond_the_limit():
+    A = _laplace(24)
+    tree = nested_dissection(A, leaf_size=16)
+    Ap = sp.csr_array(A[tree.perm][:, tree.perm])
+    start = hierarchical_factorization(Ap, tree, tol=0.5, symmetric=True)
+    old = np.random.default_rng(1).standard_normal((A.shape[0], refine.MAX_PROBES))
+    seen = []
+
+    def factorize(probes):
+        seen.append(probes)
+        return start
+
+    refine.train_nested(Ap, factorize, lambda f: f.solve, *start, symmetric=True,
+                        time_limit=30.0, max_passes=1, seed=0, probes=old)
+    assert len(seen) == 1 and seen[0].shape[1] == refine.MAX_PROBES
+    # the oldest columns went first: the newest inherited probe is kept, the oldest not
+    cols = [tuple(c) for c in seen[0].T]
+    assert tuple(old[:, -1]) in cols and tuple(old[:, 0]) not in cols
+
+
+def test_progress_prints_each_stage_only_when_asked(capsys):
+    A = _laplace(16)
+    LearnedLU.fit(A, seed=0)
+    assert capsys.readouterr().err == ""
+    LearnedLU.fit(A, seed=0, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    stages = [line.split("] ", 1)[1].split(":", 1)[0] for line in lines]
+    assert stages[0] == "pivot" and stages[1] == "order" and stages[2] == "start"
+    assert "train" in stages and stages[-1] == "done"
+    assert all(line.startswith("LearnedLU.fit [") and " s] " in line for line in lines)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitConvergenceWarning)
+        LearnedLU.fit(A, seed=0, progress=True, init="gfmm", max_steps=2)
+    stages = [line.split("] ", 1)[1].split(":", 1)[0]
+              for line in capsys.readouterr().err.splitlines()]
+    assert stages == ["pivot", "order", "start", "train", "done"]
+    with pytest.raises(TypeError, match="progress"):
+        LearnedLU.fit(A, progress="yes")

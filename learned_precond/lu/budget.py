@@ -13,6 +13,7 @@ removes every limit.
 """
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 
@@ -56,9 +57,19 @@ class FitClock:
         ``time_budget`` in seconds; None for the default limit, ``inf`` for none.
     """
 
-    def __init__(self, budget):
+    def __init__(self, budget, progress=False, stream=None):
         self.t0 = time.perf_counter()
         self.budget = None if budget is None else float(budget)
+        self.progress = bool(progress)
+        self.stream = stream
+
+    def stage(self, name, detail=""):
+        """With ``progress=True``: one line on standard error, ``[seconds] stage: detail``."""
+        if not self.progress:
+            return
+        stream = self.stream if self.stream is not None else sys.stderr
+        line = f"LearnedLU.fit [{self.elapsed():8.2f} s] {name}"
+        print(f"{line}: {detail}" if detail else line, file=stream, flush=True)
 
     def elapsed(self):
         """Seconds since the fit started."""

@@ -111,6 +111,14 @@ def _applier(tree):
     return apply_of
 
 
+def _previous_merit(warm):
+    """The iterations the warm start's own fit ended with (None without one)."""
+    if warm is None or warm.report is None:
+        return None
+    merit = getattr(warm.report, "iterations", math.nan)
+    return float(merit) if math.isfinite(merit) else None
+
+
 def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
     """The nested-dissection layout's stages; returns a NestedLearnedLU.
 
@@ -138,23 +146,30 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
                                  seed=0 if opts.seed is None else int(opts.seed) % (2**31 - 1))
         report.ordering = "nested_dissection"
     report.ordering_time = clock.elapsed()
+    clock.stage("order", f"{report.ordering}, {tree.n_nodes} nodes")
     sym = bool(symmetric) and opts.symmetric is not False
     probes = None if warm is None else getattr(warm, "probes", None)
     if probes is not None and probes.shape[0] != A_prime.shape[0]:
         probes = None
-    (factors, stats), sym = _start(A_prime, tree, opts, report, sym, limit)
+    factors = None
     if probes is not None:
-        # a warm start refactors at once on the previous fit's trained probes
+        # a warm start factors at once on the previous fit's trained probes
+        # (one factorization, not the plain start and then a refactorization)
         try:
             factors, stats = _factorize(A_prime, tree, opts, sym, limit, probes)
         except (np.linalg.LinAlgError, TimeoutError):
             probes = None
+    if factors is None:
+        (factors, stats), sym = _start(A_prime, tree, opts, report, sym, limit)
     report.init = "hierarchical" if warm is None else "warm_start"
     report.symmetric = sym
     report.rank_tol = opts.rank_tol
     report.start_seconds = clock.elapsed()
     report.init_time = report.start_seconds - report.ordering_time
     start_stats = dict(stats)
+    clock.stage("start", f"{'Cholesky' if sym else 'LU'}, largest front "
+                         f"{stats['max_front']}, max rank {stats['max_rank']}, "
+                         f"{stats['floats_per_unknown']:.1f} floats per unknown")
 
     # training: refactorizations on the slow modes, within the training limit
     train_deadline, train_limit = clock.train_deadline(report.start_seconds)
@@ -169,7 +184,9 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
 
         result = train_nested(A_prime, factorize, _applier(tree), factors, stats,
                               symmetric=sym, time_limit=t_limit, max_passes=passes,
-                              seed=0 if opts.seed is None else int(opts.seed))
+                              seed=0 if opts.seed is None else int(opts.seed),
+                              on_pass=lambda msg: clock.stage("train", msg), probes=probes,
+                              good_enough=_previous_merit(warm))
         factors, stats = result.factors, result.stats
         if result.probes is not None:
             probes = result.probes
@@ -187,6 +204,8 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
         report.stop_reason = "max_steps=0"
         report.converged = True
     report.train_seconds = clock.elapsed() - report.start_seconds
+    clock.stage("train", f"done: {report.steps} pass(es), {report.best_step} kept "
+                         f"({report.stop_reason})")
     report.hierarchical = dict(stats, start_floats_per_unknown=start_stats[
         "floats_per_unknown"], probes=0 if probes is None else int(probes.shape[1]))
     report.notes.append(
@@ -211,6 +230,7 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
     report.nbytes = self.nbytes
     report.fit_time = clock.elapsed()
     self.setup_time = report.fit_time
+    clock.stage("done", f"{self.nbytes / 2**20:.3g} MiB")
     if not math.isfinite(report.train_limit):
         report.train_limit = math.inf
     return self

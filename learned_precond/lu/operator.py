@@ -145,7 +145,7 @@ class LearnedLU(Preconditioner):
     @classmethod
     def fit(cls, A, **options):
         opts = FitOptions.from_kwargs(options)
-        clock = FitClock(opts.time_budget)
+        clock = FitClock(opts.time_budget, progress=opts.progress)
         A = as_matrix(A, allow_operator=True)
         if not _is_operator(A):
             check_structure(A)
@@ -155,6 +155,7 @@ class LearnedLU(Preconditioner):
         generator = torch.Generator().manual_seed(seed)
         with _flush_denormals(), contextlib.ExitStack() as stack:
             A_prime, piv = pivot(A, opts, report)
+            clock.stage("pivot", f"N={A.shape[0]}, pivoting={piv.method!r}")
             symmetric = symmetric and piv.preserves_symmetry
             nested = (opts.nested_warm_start is not None
                       or (isinstance(opts.init, str) and opts.init == "hierarchical")
@@ -168,12 +169,14 @@ class LearnedLU(Preconditioner):
                 return LAYOUTS["hierarchical"](A, A_prime, piv, opts, report, clock,
                                                symmetric=symmetric)
             tree, layout = order(A_prime, opts, report)
+            clock.stage("order", f"{report.ordering} (GFMM layout)")
             stack.enter_context(_torch_threads(layout.size))
             system = ScaledSystem(A_prime, tree, generator)
             model, merit, merit_value = initialize(
                 system, layout, opts, report, symmetric=symmetric, generator=generator,
                 new_merit=lambda: GmresMerit(system, generator), clock=clock)
             report.start_seconds = clock.elapsed()
+            clock.stage("start", f"init={report.init!r}")
             model = train_stage(model, system, opts, report, merit=merit,
                                 merit_value=merit_value, clock=clock, generator=generator)
             factors = LUFactors.from_model(model)
@@ -183,7 +186,10 @@ class LearnedLU(Preconditioner):
                        fingerprint=matrix_fingerprint(A), pivoting=piv,
                        factor_dtype=factor_dtype, options=opts)
             self._model_cache = model
+            clock.stage("train", f"{report.steps} step(s), best step {report.best_step} "
+                                 f"({report.stop_reason})")
             self._check_fit(A_prime, generator, clock)
+            clock.stage("done", f"{self.nbytes / 2**20:.3g} MiB")
         return self
 
     fit.__func__.__signature__ = FitOptions.signature("cls", "A")

@@ -125,6 +125,11 @@ class FitOptions:
         ``(N, d)``, or ``grid_shape=(nx, ny[, nz])`` with product ``N``.
     verbose : bool
         Log progress (``logging`` at INFO level, logger ``learned_precond.lu``).
+    progress : bool
+        Print one line per stage of the fit to standard error (off by
+        default): the stage (pivot, order, start, each training pass, done),
+        the seconds since the fit began, and what the stage found, so that a
+        long fit shows where it is.
     callback : callable, optional
         ``callback(step, info)`` at each evaluation; ``info`` has ``loss``,
         ``val`` and ``best_val``.
@@ -183,6 +188,7 @@ class FitOptions:
     factor_dtype: str = "auto"
     time_budget: float | None = None
     rank_tol: float = 1e-2
+    progress: bool = False
 
     def __post_init__(self):
         put = object.__setattr__.__get__(self)  # frozen: normalize values once, here
@@ -201,7 +207,8 @@ class FitOptions:
                     f"symmetric must be 'auto', True or False, got {self.symmetric!r}.")
             put("symmetric", bool(self.symmetric))
         _choice(self.loss, "loss", LOSSES, word="loss")
-        for name in ("transpose_loss", "blockwise", "verbose", "train_near_field"):
+        for name in ("transpose_loss", "blockwise", "verbose", "train_near_field",
+                     "progress"):
             put(name, _flag(getattr(self, name), name))
         put("max_steps", _integer(self.max_steps, "max_steps", minimum=0))
         put("n_probes", _integer(self.n_probes, "n_probes", minimum=1))

@@ -239,7 +239,8 @@ def _basis_limit(n, vectors_per_step):
 
 
 def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_limit,
-                 max_passes=3, seed=0, rtol=RTOL):
+                 max_passes=3, seed=0, rtol=RTOL, on_pass=None, probes=None,
+                 good_enough=None):
     """Train the hierarchical factors on their slow modes (see the module doc).
 
     Parameters
@@ -259,6 +260,16 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
         Seconds training may take in all.
     max_passes : int
         Refactorizations at most (0: only measure the start).
+    on_pass : callable, optional
+        ``on_pass(message)`` after the start is measured and after each pass
+        (the fit's progress line).
+    probes : ndarray (N, p), optional
+        The probes ``start`` is exact on (a warm start's): passes add to
+        them, the oldest giving way beyond ``MAX_PROBES``.
+    good_enough : float, optional
+        Iterations at or below which the start is not trained (a warm start
+        passes the previous fit's: a start within ``MIN_GAIN`` of it has
+        little left to gain).
 
     Returns
     -------
@@ -295,9 +306,10 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
         return out
     out.start_merit = out.merit = merit
     out.merit_history.append(merit)
+    if on_pass is not None:
+        on_pass(f"the start takes {merit:.3g} {method.upper()} iterations")
     best_work = solve_work(A, start_stats, merit, symmetric)
     refactor_seconds = float(start_stats.get("seconds", 0.0))
-    probes = None
     while True:
         if out.passes >= max_passes:
             out.stop_reason = "max_passes" if max_passes else "max_steps=0"
@@ -305,8 +317,15 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
         if out.merit <= FEW_ITERATIONS:
             out.stop_reason = f"converges in {out.merit:.3g} iterations: nothing to gain"
             break
-        have = 0 if probes is None else probes.shape[1]
-        k = min(MODES_PER_PASS, MAX_PROBES - have)
+        if good_enough is not None and out.passes == 0 and \
+                out.merit <= good_enough * (1 + MIN_GAIN):
+            out.stop_reason = (f"as good as the fit it was warm-started from "
+                               f"({out.merit:.3g} vs {good_enough:.3g} iterations)")
+            break
+        # a fit's own passes stop at MAX_PROBES; a warm start's inherited
+        # probes give way to the new modes, the oldest first
+        own = out.passes * MODES_PER_PASS
+        k = min(MODES_PER_PASS, MAX_PROBES - own)
         if k <= 0:
             out.stop_reason = f"{MAX_PROBES} probes"
             break
@@ -328,7 +347,11 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
             out.stop_reason = "time_limit"
             break
         Z = Z / np.linalg.norm(Z, axis=0)
-        candidate = Z if probes is None else np.hstack([probes, Z])
+        if probes is None:
+            candidate = Z
+        else:
+            old = probes[:, max(0, probes.shape[1] + Z.shape[1] - MAX_PROBES):]
+            candidate = np.hstack([old, Z])
         out.passes += 1
         t1 = time.perf_counter()
         try:
@@ -345,6 +368,9 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
             break
         out.merit_history.append(new_merit)
         new_work = solve_work(A, stats, new_merit, symmetric)
+        if on_pass is not None:
+            on_pass(f"pass {out.passes}: {candidate.shape[1]} probes, {new_merit:.3g} "
+                    f"iterations ({new_work / best_work:.2f}x the work of the best)")
         if new_work <= best_work * (1 - MIN_GAIN):
             out.factors, out.stats, out.probes = factors, stats, candidate
             probes, data, out.merit = candidate, new_data, new_merit
