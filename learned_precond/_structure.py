@@ -9,7 +9,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
-__all__ = ["asymmetry", "canonical_csr", "is_symmetric", "sparse_nbytes"]
+__all__ = ["adjacency_pattern", "asymmetry", "canonical_csr", "is_symmetric",
+           "sparse_nbytes"]
 
 
 def asymmetry(A):
@@ -70,3 +71,27 @@ def sparse_nbytes(*mats):
         else:
             total += np.asarray(m).nbytes
     return total
+
+
+def adjacency_pattern(A):
+    """The graph of ``A``: the pattern of ``|A| + |A|^T`` without the diagonal.
+
+    Stored zeros are not edges. Sparse or dense ``A``; returns an int8
+    ``csr_array`` with sorted indices (its values count the directions an
+    edge is stored in: only the pattern is meant). The orderings of both
+    LearnedLU layouts partition this graph.
+    """
+    if sp.issparse(A):
+        coo = sp.coo_array(A)
+        keep = (coo.data != 0) & (coo.row != coo.col)
+        row, col = coo.row[keep], coo.col[keep]
+    else:
+        row, col = np.nonzero(np.asarray(A))
+        keep = row != col
+        row, col = row[keep], col[keep]
+    n = A.shape[0]
+    r = np.concatenate([row, col]).astype(np.int64)
+    c = np.concatenate([col, row]).astype(np.int64)
+    graph = sp.csr_array((np.ones(r.size, dtype=np.int8), (r, c)), shape=(n, n))
+    graph.sum_duplicates()
+    return graph

@@ -12,6 +12,8 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from .._structure import adjacency_pattern
+
 __all__ = ["NestedDissection", "nested_dissection", "separates"]
 
 
@@ -43,17 +45,6 @@ class NestedDissection:
     @property
     def sizes(self):
         return np.diff(self.ptr)
-
-
-def _adjacency(A):
-    """Symmetric pattern of ``A + A^T`` without the diagonal, CSR int32 indices."""
-    G = sp.csr_array(A, copy=True)
-    G.data = np.ones_like(G.data, dtype=np.int8)
-    G = sp.csr_array(G + G.T)
-    G.setdiag(0)
-    G.eliminate_zeros()
-    G.sort_indices()
-    return G
 
 
 def _bisect(ptr, idx, m, seed):
@@ -139,7 +130,7 @@ def nested_dissection(A, *, leaf_size=32, seed=0):
     two vertex sets along the cut. Parts of at most ``leaf_size`` unknowns
     (or that cannot be split) become leaves.
     """
-    G = _adjacency(A)
+    G = adjacency_pattern(A)
     n = G.shape[0]
     g_ptr, g_idx = G.indptr.astype(np.int64), G.indices.astype(np.int64)
     local = np.full(n, -1, dtype=np.int64)
