@@ -241,3 +241,23 @@ def test_a_case_that_runs_too_long_is_reported_as_timed_out():
     out = run_subprocess("poisson_2d", "ilu0", TINY, timeout=0.01)
     assert out == [{"row": "poisson_2d", "scale": TINY, "method": "ilu0",
                     "error": "timed out (0.01 s)", "timed_out": True}]
+
+
+def test_merit_table_and_rank_correlation(tiny_records):
+    from _hard_suite.page import merit_correlation, merit_rows
+
+    t = next(r for r in tiny_records if r["method"] == "learned_lu")
+    assert t["merit_start"] >= 0 and t["merit"] >= 0  # the nested layout records them
+    rows = merit_rows(tiny_records, ["biharmonic_2d"])
+    assert rows[0][0] == "biharmonic_2d" and rows[0][2] == str(
+        next(r for r in tiny_records if r["method"] == "learned_lu (start)")["its"])
+    assert "Too few pairs (2)" in merit_correlation(tiny_records, ["biharmonic_2d"])
+    # three rows whose merit orders the fits as the iterations do: rho = 1
+    fake = []
+    for k, row in enumerate(["a", "b", "c"]):
+        fake += [dict(t, row=row, merit_start=10.0 + k, merit=5.0 + k, its=5 + k),
+                 {"row": row, "method": "learned_lu (start)", "its": 10 + k,
+                  "converged": True, "solver": "cg"}]
+    assert "**1.00**" in merit_correlation(fake, ["a", "b", "c"])
+    reversed_ = [dict(r, its=20 - r["its"]) for r in fake]
+    assert "**-1.00**" in merit_correlation(reversed_, ["a", "b", "c"])

@@ -120,6 +120,10 @@ def _learned(row, base_rss):
         "start_seconds": float(rep.start_seconds), "train_seconds": float(rep.train_seconds),
         "steps": int(rep.steps), "best_step": getattr(rep, "best_step", None),
         "stop_reason": str(rep.stop_reason), "init": str(getattr(rep, "init", "")),
+        # the fit's own merit (Krylov iterations on a random right-hand side,
+        # nested layout): what it keeps passes by, compared with its below
+        "merit_start": float(getattr(rep, "start_iterations", float("nan"))),
+        "merit": float(getattr(rep, "iterations", float("nan"))),
         **_solve(row.A, row.b, M, row.spd),
     }
     if hasattr(M, "start_operator"):

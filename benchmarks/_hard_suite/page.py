@@ -61,6 +61,48 @@ def learned_rows(records, rows):
     return out
 
 
+MERIT_HEADERS = ["row", "merit (start)", "its (start)", "merit (trained)", "its (trained)"]
+
+
+def _merit_pairs(records, rows):
+    """(row, merit, its) of every start and trained fit where both are known."""
+    table = index(records)
+    pairs = []
+    for row in rows:
+        t, s = table.get(row, {}).get("learned_lu"), table.get(row, {}).get("learned_lu (start)")
+        if t is None or "merit" not in t:
+            continue
+        for merit, r in ((t["merit_start"], s), (t["merit"], t)):
+            if ok(r) and merit == merit:  # not NaN
+                pairs.append((row, merit, r["its"]))
+    return pairs
+
+
+def merit_rows(records, rows):
+    """Per row: the fit's merit (random right-hand side) and the measured its (b of the row)."""
+    table = index(records)
+    out = []
+    for row in rows:
+        t, s = table.get(row, {}).get("learned_lu"), table.get(row, {}).get("learned_lu (start)")
+        if t is None or "merit" not in t:
+            continue
+        cell = lambda m: "-" if m != m else f"{m:.3g}"  # noqa: E731
+        out.append([row, cell(t["merit_start"]), its_text(s), cell(t["merit"]), its_text(t)])
+    return out
+
+
+def merit_correlation(records, rows):
+    """One line: Spearman's rank correlation of merit and its over the pairs."""
+    from scipy.stats import spearmanr
+
+    pairs = _merit_pairs(records, rows)
+    if len(pairs) < 3:
+        return f"Too few pairs ({len(pairs)}) for a rank correlation."
+    rho = spearmanr([p[1] for p in pairs], [p[2] for p in pairs]).statistic
+    return (f"Spearman's rank correlation of the merit and the measured iterations over "
+            f"{len(pairs)} (start and trained) fits: **{rho:.2f}**.")
+
+
 def goal_lines(goals):
     lines = []
     for g in goals:
@@ -130,6 +172,17 @@ def write_page(path, records, rows, *, quick, scale, seconds, timeout, argv=None
         "## LearnedLU: start, training, fit time",
         "",
         markdown_table(LEARNED_HEADERS, learned_rows(records, rows)),
+        "",
+        "## The fit's merit against the measured iterations",
+        "",
+        "The merit is what the fit keeps a training pass by: Krylov iterations (CG on "
+        "SPD rows, else GMRES) to rtol 1e-8 on a random right-hand side, counted inside "
+        "the fit (nested layout; `-` where the layout does not record it). The "
+        "iterations are the ones measured above, with the row's own right-hand side.",
+        "",
+        markdown_table(MERIT_HEADERS, merit_rows(records, rows)),
+        "",
+        merit_correlation(records, rows),
         "",
         "## Goals (issue 15, 'What it must show'), from the numbers above",
         "",
