@@ -33,7 +33,8 @@ from scipy.sparse.linalg import LinearOperator
 
 from .exceptions import ModelFileError
 
-__all__ = ["matrix_fingerprint", "save_learned_lu", "load_learned_lu", "read_npz", "write_npz"]
+__all__ = ["check_headers", "matrix_fingerprint", "save_learned_lu", "load_learned_lu", "read_npz",
+           "write_npz"]
 
 FORMAT = "learned_precond.LearnedLU"
 #: Version 2 stores the public state (LUFactors); version 1 stored the torch
@@ -44,6 +45,12 @@ _META = "__metadata__"
 _MAX_META_BYTES = 16 * 2**20
 #: Deflate expands at most ~1032x; a member claiming more is corrupt or crafted.
 _MAX_EXPANSION = 1100
+#: A member that expands to more than this many bytes...
+_BOMB_BYTES = 64 * 2**20
+#: ...at more than this ratio is refused: fitted factors are dense floats that
+#: deflate barely shrinks (~1.1x); megabytes of zeros standing for gigabytes are
+#: a decompression bomb, not a model.
+_BOMB_RATIO = 100
 #: Largest N a LearnedLU file may declare.
 _MAX_N = 2**40
 
@@ -135,6 +142,13 @@ def _read_headers(zf, path, what):
                 f"{path}: member {info.filename!r} claims to expand from "
                 f"{info.compress_size} to {info.file_size} bytes, more than compression "
                 f"allows; the file is corrupt or crafted.")
+        if info.file_size > _BOMB_BYTES and \
+                info.file_size > _BOMB_RATIO * max(info.compress_size, 1):
+            raise ModelFileError(
+                f"{path}: member {info.filename!r} would expand from {info.compress_size} "
+                f"to {info.file_size} bytes ({info.file_size / max(info.compress_size, 1):.0f}x "
+                f"compression; fitted factors compress about 1.1x): a decompression bomb, "
+                f"not a saved preconditioner. It is not read.")
         with zf.open(info) as fh:
             version = np.lib.format.read_magic(fh)
             if version == (1, 0):
@@ -314,7 +328,14 @@ def _expected_arrays(layout, symmetric, n):
     return out
 
 
-def _check_headers(expected, headers, path):
+def check_headers(expected, headers, path, *, sizes="the metadata's N, block size and rank"):
+    """Every stored array against ``expected`` (``{name: (shape, dtype kind)}``), before any is read.
+
+    Missing arrays are reported first (an array renamed away is named by what
+    the file should hold), then unexpected ones, then shapes and dtypes
+    (8-byte floats or integers); ``sizes`` says where the expected shapes
+    come from. Raises :class:`ModelFileError`.
+    """
     # Missing arrays first: an array renamed away (pivoting/ -> pivot/) is then
     # reported by the name the file should hold, never read as a default.
     missing = [name for name in expected if name not in headers]
@@ -335,7 +356,7 @@ def _check_headers(expected, headers, path):
             want = "float64" if kind == "f" else "int64"
             raise ModelFileError(
                 f"{path}: array {name!r} has shape {got_shape} and dtype {dtype}, expected "
-                f"{tuple(shape)} {want} (from the metadata's N, block size and rank).")
+                f"{tuple(shape)} {want} (from {sizes}).")
 
 
 def load_learned_lu(cls, path, A=None):
@@ -351,8 +372,15 @@ def load_learned_lu(cls, path, A=None):
 
     def check(meta, headers):
         n, M, P, r, symmetric, scale = _learned_lu_layout(meta, path, A)
+        stored = headers.get("pivoting/row_perm", ((n,), None))[0]
+        if tuple(stored) != (n,):
+            # the arrays sized by n alone say what n was: an edited n is named as
+            # such, not as the first layout array that a wrong n makes "missing"
+            raise ModelFileError(
+                f"{path}: metadata n={n} does not match the stored arrays "
+                f"('pivoting/row_perm' has shape {tuple(stored)}); the file was edited.")
         layout = GFMMLayout(M, P, r)
-        _check_headers(_expected_arrays(layout, symmetric, n), headers, path)
+        check_headers(_expected_arrays(layout, symmetric, n), headers, path)
         sizes.update(n=n, layout=layout, symmetric=symmetric, scale=scale)
 
     arrays, meta = read_npz(path, FORMAT, "LearnedLU", VERSION, check=check)

@@ -181,6 +181,14 @@ def solve(A, b, M=None, *, method="gmres", rtol=1e-8, atol=0.0, maxiter=None, re
     x0 = None if x0 is None else x0.astype(dtype, copy=False)
 
     A_op = spla.aslinearoperator(A)
+    a = _system_scale(b)
+    if a != 1.0:
+        # b's entries are so small or large that its norm under- or overflows:
+        # solve (A/a) x = b/a, the same x, with M a for (A/a)^-1 (every
+        # reported quantity is relative, so nothing else changes)
+        A_op, b, atol = A_op * (1.0 / a), b / a, atol / a
+        if precond is not None:
+            precond = precond * a
     bnorm = float(np.linalg.norm(b))
     scale = bnorm if bnorm > 0 else 1.0
     target = max(rtol * bnorm, atol)
@@ -401,6 +409,20 @@ def _work_dtype(*arrays):
     cplx = any(a is not None and np.issubdtype(np.dtype(a.dtype), np.complexfloating)
                for a in arrays)
     return np.dtype(np.complex128 if cplx else np.float64)
+
+
+#: ``solve`` rescales a system whose right-hand side's largest entry lies
+#: outside ``[1 / _SCALE_LIMIT, _SCALE_LIMIT]`` (its 2-norm would under- or
+#: overflow, and with it every residual scipy's solvers compute).
+_SCALE_LIMIT = 1e150
+
+
+def _system_scale(b):
+    """1.0, or a power of two near ``max |b|`` when that is extreme (see ``solve``)."""
+    big = float(np.max(np.abs(b))) if b.size else 0.0
+    if big == 0.0 or 1.0 / _SCALE_LIMIT <= big <= _SCALE_LIMIT:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(big)[1] - 1)  # <= big; exact, no bits lost
 
 
 def _check_options(A, M, method, rtol, atol, maxiter, restart):

@@ -625,3 +625,11 @@ def test_fuzz_model_files(saved, tmp_path, which, data):
     n = M.shape[0]
     x = np.random.default_rng(0).standard_normal(n)
     assert np.all(np.isfinite(M @ x)) and np.all(np.isfinite(M.rmatvec(x)))
+
+
+def test_an_edited_n_is_named_as_such(saved, tmp_path):
+    arrays, meta = read_parts(saved["general"])
+    meta.update(n=2**39, n_leaves=2**36)
+    write_parts(tmp_path / "n.npz", arrays, meta)
+    with pytest.raises(ModelFileError, match=r"metadata n=549755813888 does not match"):
+        LearnedLU.load(tmp_path / "n.npz")

@@ -292,3 +292,19 @@ def test_bicg_needs_a_transpose():
 def test_cg_with_nonsymmetric_preconditioner_warns(poisson):
     with pytest.warns(UserWarning, match="symmetric positive definite M"):
         solve(poisson, rhs(poisson.shape[0]), ILU0.fit(poisson), method="cg")
+
+
+@pytest.mark.parametrize("factor", [1e-300, 1e307, 1e-160, 1e160])
+@pytest.mark.parametrize("method", ["cg", "gmres", "bicgstab", "minres"])
+def test_extreme_scalings_are_solved_not_mistaken_for_zero(factor, method):
+    # ||b|| under- or overflows at these scales: solve rescales the system
+    # (the same x) instead of reporting b = 0 (x = 0, 'converged') or NaN.
+    import scipy.sparse as sp
+
+    A = sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(60, 60)) * factor
+    x = np.random.default_rng(0).standard_normal(60)
+    b = A @ x
+    r = solve(A, b, method=method, rtol=1e-10)
+    assert r.converged and np.isfinite(r.relative_residual) and r.iterations > 0
+    assert np.linalg.norm(r.x - x) / np.linalg.norm(x) < 1e-6
+    assert np.all(np.isfinite(r.residuals))

@@ -252,3 +252,38 @@ def test_every_integer_edit_is_caught_or_harmless(fitted, tmp_path, name):
             except ModelFileError:
                 continue
             assert np.all(np.isfinite(M @ np.ones(n))), (key, value)
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_read(tmp_path):
+    # ~1 MB of deflated zeros that would become 128 MiB: refused from the zip
+    # header alone (fitted factors compress ~1.1x), without decompressing.
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        buf = io.BytesIO()
+        np.save(buf, np.zeros(2**24))
+        zf.writestr("factors/diag.npy", buf.getvalue())
+        zf.writestr(META + ".npy", _npy(np.frombuffer(b"{}", dtype=np.uint8)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match="decompression bomb"):
+            LearnedLU.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**24
+
+
+def _npy(a):
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def test_a_renamed_array_is_reported_missing_by_its_name(fitted, tmp_path):
+    _, _, path = fitted["lu-mc64"]
+    arrays, meta = _read(path)
+    arrays = {k.replace("pivoting/", "pivot/"): v for k, v in arrays.items()}
+    bad = tmp_path / "renamed.npz"
+    _write(bad, arrays, meta)
+    with pytest.raises(ModelFileError, match=r"'pivoting/row_perm' is missing \(it holds"):
+        LearnedLU.load(bad)

@@ -277,3 +277,15 @@ def test_progress_prints_each_stage_only_when_asked(capsys):
     assert stages == ["pivot", "order", "start", "train", "done"]
     with pytest.raises(TypeError, match="progress"):
         LearnedLU.fit(A, progress="yes")
+
+
+def test_the_ordering_obeys_the_time_budget():
+    from learned_precond.exceptions import PreconditionerSetupError
+
+    A = _laplace(40)
+    with pytest.raises(TimeoutError, match="nested dissection"):
+        nested_dissection(A, leaf_size=16, time_limit=0.0)
+    with pytest.raises(PreconditionerSetupError, match="time_budget spent in the ordering"):
+        LearnedLU.fit(A, time_budget=1e-9)
+    tree = nested_dissection(A, leaf_size=16, time_limit=60.0)
+    assert np.array_equal(tree.perm, nested_dissection(A, leaf_size=16).perm)

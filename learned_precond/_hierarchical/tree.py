@@ -6,6 +6,7 @@ A's graph): the leaves of the tree are subdomain interiors of at most
 two children.
 """
 
+import time
 from dataclasses import dataclass
 
 import numba
@@ -123,13 +124,15 @@ def _separator(ptr, idx, side):
     return on_cut
 
 
-def nested_dissection(A, *, leaf_size=32, seed=0):
+def nested_dissection(A, *, leaf_size=32, seed=0, time_limit=None):
     """Nested-dissection tree of the graph of ``A`` (sparse, square).
 
     Each split is a METIS edge bisection; the separator is the smaller of the
     two vertex sets along the cut. Parts of at most ``leaf_size`` unknowns
-    (or that cannot be split) become leaves.
+    (or that cannot be split) become leaves. With ``time_limit`` (seconds),
+    ``TimeoutError`` once a bisection would start after it.
     """
+    t_start = time.perf_counter()
     G = adjacency_pattern(A)
     n = G.shape[0]
     g_ptr, g_idx = G.indptr.astype(np.int64), G.indices.astype(np.int64)
@@ -151,6 +154,8 @@ def nested_dissection(A, *, leaf_size=32, seed=0):
         m = verts.size
         if m <= leaf_size:
             return emit(verts, depth, [])
+        if time_limit is not None and time.perf_counter() - t_start > time_limit:
+            raise TimeoutError(f"nested dissection passed {time_limit:.2g} s")
         ptr, idx = _subgraph(g_ptr, g_idx, verts, local)
         side = _bisect(ptr, idx, m, seed)
         if side is None:
@@ -165,7 +170,6 @@ def nested_dissection(A, *, leaf_size=32, seed=0):
     ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     return NestedDissection(perm=perm, ptr=ptr, parent=np.asarray(parents, dtype=np.int64),
                             depth=np.asarray(depths, dtype=np.int64))
-
 
 
 def separates(A, tree):

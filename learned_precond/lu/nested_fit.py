@@ -58,8 +58,11 @@ def prefers_nested(A, opts):
     return not gfmm_only
 
 
-def _factorize(A_prime, tree, opts, sym, limit, probes=None):
+def _factorize(A_prime, tree, opts, sym, deadline, probes=None):
+    """The factorization, cut off at ``deadline`` (a Deadline, or None for no limit)."""
     from threadpoolctl import threadpool_limits
+
+    limit = None if deadline is None else max(deadline.remaining(), 0.0)
 
     # Most fronts are small: BLAS threads cost more than they give there, and
     # on a busy machine they oversubscribe (20x slower measured on 2 cores).
@@ -68,12 +71,12 @@ def _factorize(A_prime, tree, opts, sym, limit, probes=None):
                                           symmetric=sym, time_limit=limit, probes=probes)
 
 
-def _start(A_prime, tree, opts, report, sym, limit):
+def _start(A_prime, tree, opts, report, sym, deadline):
     """The start's factors: Cholesky when asked or possible, else LU."""
     budget = "raise time_budget or rank_tol"
     if sym:
         try:
-            return _factorize(A_prime, tree, opts, True, limit), True
+            return _factorize(A_prime, tree, opts, True, deadline), True
         except np.linalg.LinAlgError as exc:
             if opts.symmetric is True:
                 raise PreconditionerSetupError(
@@ -86,7 +89,7 @@ def _start(A_prime, tree, opts, report, sym, limit):
                 f"time_budget spent in the hierarchical start ({exc}); {budget}.",
                 report=report) from exc
     try:
-        return _factorize(A_prime, tree, opts, False, limit), False
+        return _factorize(A_prime, tree, opts, False, deadline), False
     except np.linalg.LinAlgError as exc:
         raise PreconditionerSetupError(
             f"the hierarchical LU met a singular front ({exc}); A (after static pivoting) "
@@ -133,7 +136,6 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
     A_prime = sp.csr_array(A_prime, dtype=np.float64)
     warm = opts.init if isinstance(opts.init, NestedLearnedLU) else None
     deadline = clock.deadline()
-    limit = None if deadline is None else max(deadline.remaining(), 0.0)
     if warm is not None and not separates(A_prime, warm.tree):
         report.notes.append("warm start: the previous tree does not separate A's graph "
                             "(its pattern changed); ordered afresh")
@@ -142,8 +144,16 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
         tree = warm.tree
         report.ordering = "nested_dissection (warm start)"
     else:
-        tree = nested_dissection(A_prime, leaf_size=opts.block_size,
-                                 seed=0 if opts.seed is None else int(opts.seed) % (2**31 - 1))
+        try:
+            tree = nested_dissection(
+                A_prime, leaf_size=opts.block_size,
+                seed=0 if opts.seed is None else int(opts.seed) % (2**31 - 1),
+                time_limit=None if deadline is None else max(deadline.remaining(), 0.0))
+        except TimeoutError as exc:
+            raise PreconditionerSetupError(
+                f"time_budget spent in the ordering ({exc}), before the hierarchical start "
+                f"existed: there is no preconditioner to return yet. Raise time_budget.",
+                report=report) from exc
         report.ordering = "nested_dissection"
     report.ordering_time = clock.elapsed()
     clock.stage("order", f"{report.ordering}, {tree.n_nodes} nodes")
@@ -156,11 +166,11 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
         # a warm start factors at once on the previous fit's trained probes
         # (one factorization, not the plain start and then a refactorization)
         try:
-            factors, stats = _factorize(A_prime, tree, opts, sym, limit, probes)
+            factors, stats = _factorize(A_prime, tree, opts, sym, deadline, probes)
         except (np.linalg.LinAlgError, TimeoutError):
             probes = None
     if factors is None:
-        (factors, stats), sym = _start(A_prime, tree, opts, report, sym, limit)
+        (factors, stats), sym = _start(A_prime, tree, opts, report, sym, deadline)
     report.init = "hierarchical" if warm is None else "warm_start"
     report.symmetric = sym
     report.rank_tol = opts.rank_tol
@@ -179,8 +189,7 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
         t_limit = train_limit if train_deadline is None else max(train_deadline.remaining(), 0)
 
         def factorize(p):
-            left = None if train_deadline is None else max(train_deadline.remaining(), 0.0)
-            return _factorize(A_prime, tree, opts, sym, left, p)
+            return _factorize(A_prime, tree, opts, sym, train_deadline, p)
 
         result = train_nested(A_prime, factorize, _applier(tree), factors, stats,
                               symmetric=sym, time_limit=t_limit, max_passes=passes,

@@ -35,7 +35,7 @@ from dataclasses import fields
 import numpy as np
 
 from ..exceptions import ModelFileError
-from ..io import FORMAT, VERSION, matrix_fingerprint, read_npz, write_npz
+from ..io import FORMAT, VERSION, check_headers, matrix_fingerprint, read_npz, write_npz
 
 __all__ = ["LAYOUT", "load_nested", "save_nested", "saved_layout"]
 
@@ -180,23 +180,6 @@ def _sizes(meta, path, A):
     return expected, {"n": n, "T": T, "symmetric": symmetric}
 
 
-def _check_headers(expected, headers, path):
-    for name in headers:
-        if name not in expected:
-            raise ModelFileError(
-                f"{path}: unexpected array {name!r}; the file does not match its metadata "
-                f"(written by another version, or edited).")
-    for name, (shape, kind) in expected.items():
-        if name not in headers:
-            raise ModelFileError(f"{path}: array {name!r} is missing.")
-        got_shape, dtype = headers[name]
-        if got_shape != tuple(shape) or dtype.kind != kind or dtype.itemsize != 8:
-            want = "float64" if kind == "f" else "int64"
-            raise ModelFileError(
-                f"{path}: array {name!r} has shape {got_shape} and dtype {dtype}, expected "
-                f"{tuple(shape)} {want} (from the metadata's sizes).")
-
-
 # -- checking the values ------------------------------------------------------------------
 def _is_permutation(p, n):
     seen = np.zeros(n, dtype=bool)
@@ -321,7 +304,7 @@ def load_nested(cls, path, A=None):
             raise ModelFileError(f"{path} is not a nested-dissection LearnedLU file "
                                  f"(layout {meta.get('layout', 'gfmm')!r}).")
         expected, found = _sizes(meta, path, A)
-        _check_headers(expected, headers, path)
+        check_headers(expected, headers, path, sizes="the metadata's sizes")
         sizes.update(found)
 
     arrays, meta = read_npz(path, FORMAT, "LearnedLU", VERSION, check=check)
