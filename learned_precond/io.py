@@ -33,8 +33,8 @@ from scipy.sparse.linalg import LinearOperator
 
 from .exceptions import ModelFileError
 
-__all__ = ["check_headers", "matrix_fingerprint", "save_learned_lu", "load_learned_lu", "read_npz",
-           "write_npz"]
+__all__ = ["MAX_N", "check_fitted_to", "check_headers", "matrix_fingerprint", "meta_int",
+           "save_learned_lu", "load_learned_lu", "read_npz", "write_npz"]
 
 FORMAT = "learned_precond.LearnedLU"
 #: Version 2 stores the public state (LUFactors); version 1 stored the torch
@@ -52,7 +52,7 @@ _BOMB_BYTES = 64 * 2**20
 #: a decompression bomb, not a model.
 _BOMB_RATIO = 100
 #: Largest N a LearnedLU file may declare.
-_MAX_N = 2**40
+MAX_N = 2**40
 
 
 # -- the container -----------------------------------------------------------------------
@@ -265,7 +265,8 @@ def _leaves_for(n, P):
     return 1 << max(0, (-(-n // P) - 1).bit_length())
 
 
-def _meta_int(meta, key, path, low, high):
+def meta_int(meta, key, path, low, high):
+    """``meta[key]``, which must be an integer in ``[low, high]`` (else ModelFileError)."""
     value = meta.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ModelFileError(
@@ -276,10 +277,10 @@ def _meta_int(meta, key, path, low, high):
 
 def _learned_lu_layout(meta, path, A):
     """Validate the metadata of a LearnedLU file; return its sizes and flags."""
-    n = _meta_int(meta, "n", path, 1, _MAX_N)
-    P = _meta_int(meta, "block_size", path, 1, _MAX_N)
-    M = _meta_int(meta, "n_leaves", path, 1, 2 * _MAX_N)
-    r = _meta_int(meta, "rank", path, 1, P)
+    n = meta_int(meta, "n", path, 1, MAX_N)
+    P = meta_int(meta, "block_size", path, 1, MAX_N)
+    M = meta_int(meta, "n_leaves", path, 1, 2 * MAX_N)
+    r = meta_int(meta, "rank", path, 1, P)
     if M != _leaves_for(n, P):
         raise ModelFileError(
             f"{path}: metadata n_leaves={M} does not match n={n} and block_size={P} (the "
@@ -303,17 +304,23 @@ def _learned_lu_layout(meta, path, A):
     fingerprint = meta.get("fingerprint")
     if fingerprint is not None and not isinstance(fingerprint, str):
         raise ModelFileError(f"{path}: metadata 'fingerprint' must be a string or null.")
-    if A is not None:
-        if A.shape != (n, n):
-            raise ModelFileError(
-                f"{path} holds a preconditioner for a {n}x{n} matrix, but A is "
-                f"{A.shape[0]}x{A.shape[1]}; fit a new one for this matrix.")
-        fp = matrix_fingerprint(A)
-        if fp is not None and fingerprint not in (None, fp):
-            raise ModelFileError(
-                f"{path} was fitted to a different matrix (its fingerprint does not match "
-                f"A); fit a new one, or warm-start: LearnedLU.fit(A, init=old).")
+    check_fitted_to(A, n, fingerprint, path)
     return n, M, P, r, symmetric, float(scale)
+
+
+def check_fitted_to(A, n, fingerprint, path):
+    """A file for an ``n x n`` matrix with ``fingerprint``: was it fitted to ``A``? (None: no check)."""
+    if A is None:
+        return
+    if A.shape != (n, n):
+        raise ModelFileError(
+            f"{path} holds a preconditioner for a {n}x{n} matrix, but A is "
+            f"{A.shape[0]}x{A.shape[1]}; fit a new one for this matrix.")
+    fp = matrix_fingerprint(A)
+    if fp is not None and fingerprint not in (None, fp):
+        raise ModelFileError(
+            f"{path} was fitted to a different matrix (its fingerprint does not match "
+            f"A); fit a new one, or warm-start: LearnedLU.fit(A, init=old).")
 
 
 def _expected_arrays(layout, symmetric, n):

@@ -83,9 +83,74 @@ def test_real_only_preconditioner_refuses_complex(name):
         get_preconditioner(name).fit(A)
 
 
-def test_learned_lu_refuses_complex_clearly():
-    with pytest.raises(NotImplementedError, match="complex"):
-        LearnedLU.fit(helmholtz_2d(6))
+@pytest.mark.parametrize("layout", [{}, {"init": "gfmm", "max_steps": 2}])
+def test_learned_lu_complex_against_dense_solve(layout):
+    # complex symmetric Helmholtz: LU on the real form, GMRES, the dense complex answer
+    import warnings
+
+    A = helmholtz_2d(12, wavenumber=6.0, damping=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        M = LearnedLU.fit(A, seed=0, **layout)
+    assert np.issubdtype(M.dtype, np.complexfloating) and M.shape == A.shape
+    rng = np.random.default_rng(7)
+    n = A.shape[0]
+    b = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    x_ref = np.linalg.solve(A.toarray(), b)
+    r = solve(A, b, M, method="gmres", rtol=1e-10)
+    assert r.converged and np.iscomplexobj(r.x)
+    assert np.linalg.norm(r.x - x_ref) <= 1e-6 * np.linalg.norm(x_ref)
+    plain = solve(A, b, None, method="gmres", rtol=1e-10)
+    assert r.iterations < plain.iterations
+    # complex-linear exactly, and the adjoint is M^H
+    x, y = rng.standard_normal((2, n)) + 1j * rng.standard_normal((2, n))
+    np.testing.assert_allclose(M @ (1j * x), 1j * (M @ x), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(M @ (x + 2 * y), M @ x + 2 * (M @ y), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.vdot(y, M @ x), np.vdot(M.rmatvec(y), x), rtol=1e-10)
+    X = np.stack([x, y], axis=1)
+    np.testing.assert_allclose(M @ X, np.stack([M @ x, M @ y], axis=1), rtol=1e-12,
+                               atol=1e-14)
+
+
+def test_learned_lu_hermitian_positive_definite_is_valid_for_cg():
+    A = _laplace(14)
+    n = A.shape[0]
+    S = sp.random(n, n, density=3 / n, random_state=0)
+    H = sp.csr_array(A + 0.002j * (S - S.T))  # Hermitian, still positive definite
+    assert np.linalg.eigvalsh(H.toarray()).min() > 0
+    M = LearnedLU.fit(H, seed=0)
+    assert M.symmetric
+    D = M @ np.eye(n)
+    np.testing.assert_allclose(D, D.conj().T, atol=1e-10 * abs(D).max())
+    assert np.linalg.eigvalsh((D + D.conj().T) / 2).min() > 0
+    b = np.random.default_rng(8).standard_normal(n) * (1 + 1j)
+    r = solve(H, b, M, method="cg", rtol=1e-10)
+    assert r.converged
+    x_ref = np.linalg.solve(H.toarray(), b)
+    assert np.linalg.norm(r.x - x_ref) <= 1e-7 * np.linalg.norm(x_ref)
+
+
+def test_learned_lu_complex_errors_are_clear(tmp_path):
+    A = helmholtz_2d(6)
+    with pytest.raises(ValueError, match="grid_shape"):
+        LearnedLU.fit(A, grid_shape=(6, 6))
+    with pytest.raises(ValueError, match="max_steps"):
+        LearnedLU.fit(A, max_steps=-1)
+    with pytest.raises(NotImplementedError, match="complex LinearOperator"):
+        LearnedLU.fit(spla.aslinearoperator(A))
+    M = LearnedLU.fit(A, seed=0)
+    with pytest.raises(NotImplementedError, match="real_operator"):
+        M.save(tmp_path / "m.npz")
+    from learned_precond.lu.complex_form import ComplexLearnedLU
+
+    M.real_operator.save(tmp_path / "real.npz")
+    again = ComplexLearnedLU(LearnedLU.load(tmp_path / "real.npz"))
+    b = np.ones(A.shape[0]) * (1 + 1j)
+    np.testing.assert_array_equal(again @ b, M @ b)
+    # a warm start from a complex fit, and coords doubled for the real form
+    xy = np.stack(np.meshgrid(np.arange(6.0), np.arange(6.0), indexing="ij"), -1)
+    M2 = LearnedLU.fit(A * 1.01, init=M, coords=xy.reshape(-1, 2), seed=0)
+    assert M2.shape == A.shape
 
 
 def test_helmholtz_is_complex_symmetric():

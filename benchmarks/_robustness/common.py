@@ -44,7 +44,8 @@ def convdiff(n=16):
 
 
 def layout_of(M):
-    """``'nested'`` or ``'gfmm'``: the layout a fitted LearnedLU has."""
+    """``'nested'`` or ``'gfmm'``: the layout a fitted LearnedLU has (a complex fit's real one)."""
+    M = getattr(M, "real_operator", M)
     return "nested" if getattr(M, "tree", None) is not None else "gfmm"
 
 

@@ -30,9 +30,9 @@ def _complex_apply(layout):
 def _complex_matrix(layout):
     import numpy as np
 
-    A = convdiff(6).astype(np.complex128) * (1 + 0.5j)
+    A = convdiff(10).astype(np.complex128) * (1 + 0.5j)
     M = fit(A, layout, block_size=8, max_steps=3)
-    ok, detail = checked_solve(A, M, np.ones(36) * (1 - 1j))
+    ok, detail = checked_solve(A, M, np.ones(100) * (1 - 1j))
     return ok, f"fitted a complex A ({layout}); {detail}"
 
 

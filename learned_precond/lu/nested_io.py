@@ -35,13 +35,21 @@ from dataclasses import fields
 import numpy as np
 
 from ..exceptions import ModelFileError
-from ..io import FORMAT, VERSION, check_headers, matrix_fingerprint, read_npz, write_npz
+from ..io import (
+    FORMAT,
+    MAX_N,
+    VERSION,
+    check_fitted_to,
+    check_headers,
+    meta_int,
+    read_npz,
+    write_npz,
+)
 
 __all__ = ["LAYOUT", "load_nested", "save_nested", "saved_layout"]
 
 #: The metadata's ``layout`` for this file kind (GFMM files have none: ``'gfmm'``).
 LAYOUT = "nested_dissection"
-_MAX_N = 2**40
 _INT_FIELDS = ("boff", "bidx", "doff", "piv", "kL", "qloff", "xloff", "kU", "xuoff", "quoff")
 _FLOAT_FIELDS = ("diag", "QL", "XL", "XU", "QU")
 #: Flat arrays whose length the metadata declares (the others follow from n, n_nodes).
@@ -126,25 +134,16 @@ def save_nested(lu, path):
 
 
 # -- checking the metadata and the headers -----------------------------------------------
-def _int(meta, key, path, low, high):
-    value = meta.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ModelFileError(
-            f"{path}: metadata {key!r} must be an integer in [{low}, {high}], got "
-            f"{value!r}.")
-    return value
-
-
 def _sizes(meta, path, A):
     """Validate the metadata; return ``{name: (shape, kind)}`` of every array and flags."""
-    n = _int(meta, "n", path, 1, _MAX_N)
-    T = _int(meta, "n_nodes", path, 1, 2 * n + 1)
+    n = meta_int(meta, "n", path, 1, MAX_N)
+    T = meta_int(meta, "n_nodes", path, 1, 2 * n + 1)
     lengths = meta.get("lengths")
     if not isinstance(lengths, dict) or set(lengths) != set(_FLAT):
         raise ModelFileError(f"{path}: metadata 'lengths' must give {', '.join(_FLAT)}.")
     for name in _FLAT:
         # Nothing stored is larger than the dense n x n matrix.
-        _int(lengths, name, f"{path} (lengths)", 0, n * n)
+        meta_int(lengths, name, f"{path} (lengths)", 0, n * n)
     symmetric = meta.get("symmetric")
     if not isinstance(symmetric, bool):
         raise ModelFileError(f"{path}: metadata 'symmetric' must be true or false.")
@@ -166,17 +165,8 @@ def _sizes(meta, path, A):
     for name in ("row_perm", "row_scale", "col_scale"):
         expected[f"pivoting/{name}"] = ((n,), "i" if name == "row_perm" else "f")
     if meta.get("n_probes") is not None:
-        expected["probes"] = ((n, _int(meta, "n_probes", path, 1, n)), "f")
-    if A is not None:
-        if A.shape != (n, n):
-            raise ModelFileError(
-                f"{path} holds a preconditioner for a {n}x{n} matrix, but A is "
-                f"{A.shape[0]}x{A.shape[1]}; fit a new one for this matrix.")
-        fp = matrix_fingerprint(A)
-        if fp is not None and fingerprint not in (None, fp):
-            raise ModelFileError(
-                f"{path} was fitted to a different matrix (its fingerprint does not match "
-                f"A); fit a new one, or warm-start: LearnedLU.fit(A, init=old).")
+        expected["probes"] = ((n, meta_int(meta, "n_probes", path, 1, n)), "f")
+    check_fitted_to(A, n, fingerprint, path)
     return expected, {"n": n, "T": T, "symmetric": symmetric}
 
 

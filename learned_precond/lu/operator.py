@@ -80,6 +80,15 @@ def _indent(text, spaces):
     return "\n".join(pad + line if line.strip() else line for line in text.splitlines())
 
 
+def _is_complex(A):
+    """A complex matrix or operator (before validation: anything with a complex dtype)."""
+    dtype = getattr(A, "dtype", None)
+    try:
+        return dtype is not None and np.issubdtype(np.dtype(dtype), np.complexfloating)
+    except TypeError:
+        return False
+
+
 def _options_doc():
     """The Parameters section of FitOptions, indented for fit's docstring."""
     doc = FitOptions.__doc__ or ""  # None under python -OO
@@ -117,6 +126,8 @@ class LearnedLU(Preconditioner):
     name = "learned_lu"
     #: For SPD A the default factorization is ``L S L^T``: M is SPD (CG-safe).
     symmetric = True
+    #: Complex ``A`` is fitted on its real form (``lu/complex_form.py``).
+    supports_complex = True
 
     def __init__(self, *, factors, ordering, scale, report, fingerprint=None,
                  pivoting=None, factor_dtype="float64", options=None):
@@ -144,6 +155,17 @@ class LearnedLU(Preconditioner):
     # -- construction -------------------------------------------------------
     @classmethod
     def fit(cls, A, **options):
+        if _is_complex(A):
+            # the equivalent real form, fitted like any real matrix (complex_form.py)
+            from .complex_form import ComplexLearnedLU
+
+            A = as_matrix(A, allow_operator=True, allow_complex=True)
+            if _is_operator(A):
+                raise NotImplementedError(
+                    "LearnedLU of a complex LinearOperator is not supported (its real "
+                    "form needs A's entries); pass the complex sparse or dense matrix.")
+            check_structure(A)
+            return ComplexLearnedLU.fit(A, cls.fit, **options)
         opts = FitOptions.from_kwargs(options)
         clock = FitClock(opts.time_budget, progress=opts.progress)
         A = as_matrix(A, allow_operator=True)
