@@ -22,7 +22,35 @@ __all__ = [
     "structure_problem",
     "diagonal_report",
     "DiagonalReport",
+    "row_chunks",
+    "dense_abs_maxima",
 ]
+
+#: Bytes of one row chunk when a dense matrix is checked piece by piece.
+CHUNK_BYTES = 32 * 2**20
+
+
+def row_chunks(arr, chunk_bytes=CHUNK_BYTES):
+    """``(start, arr[start:stop])`` over row blocks of a 2-D ndarray of about ``chunk_bytes``.
+
+    Checks of a large dense matrix go through it in blocks: a whole-array
+    temporary (``np.abs(A)``, ``A - A.T``) of a 16384 x 16384 matrix is 2 GiB
+    of fresh memory, whose first touch costs seconds.
+    """
+    rows = max(1, int(chunk_bytes // max(arr.shape[1] * arr.itemsize, 1)))
+    for start in range(0, arr.shape[0], rows):
+        yield start, arr[start:start + rows]
+
+
+def dense_abs_maxima(arr):
+    """The row and column maxima of ``|arr|`` (float64), computed by row chunks."""
+    row_max = np.zeros(arr.shape[0])
+    col_max = np.zeros(arr.shape[1])
+    for start, chunk in row_chunks(arr):
+        a = np.abs(chunk)
+        row_max[start:start + a.shape[0]] = a.max(axis=1)
+        np.maximum(col_max, a.max(axis=0), out=col_max)
+    return row_max, col_max
 
 
 def as_matrix(A, *, name="A", allow_operator=False, allow_complex=False):
@@ -95,8 +123,9 @@ def as_matrix(A, *, name="A", allow_operator=False, allow_complex=False):
                 f"reshape it to (N, N)."
             )
         check_square(arr.shape, name)
-        if not np.all(np.isfinite(arr)):
-            bad = int(np.count_nonzero(~np.isfinite(arr)))
+        if not all(np.isfinite(chunk).all() for _, chunk in row_chunks(arr)):
+            bad = sum(int(np.count_nonzero(~np.isfinite(chunk)))
+                      for _, chunk in row_chunks(arr))
             raise ValueError(
                 f"{name} has {bad} NaN or Inf entries; remove or replace them before "
                 f"building a preconditioner."
@@ -128,18 +157,23 @@ def _check_dtype(dtype, name, allow_complex=False):
 
 def _check_magnitude(values, name):
     """Refuse a matrix whose every nonzero entry is subnormal (below the dtype's tiny)."""
-    mags = np.abs(values)
-    if mags.size == 0:
+    if values.size == 0:
         return
     # Read through the bit pattern: a process that flushes subnormals to zero
-    # (torch.set_flush_denormal) compares them equal to 0.
-    bits = mags.astype(np.float64).view(np.int64)
-    if not np.any(bits != 0):
+    # (torch.set_flush_denormal) compares them equal to 0. By row chunks for
+    # a dense matrix (no whole-array temporaries).
+    pieces = row_chunks(values) if values.ndim == 2 else [(0, values)]
+    largest_bits = 0
+    top = 0.0
+    for _, chunk in pieces:
+        mags = np.abs(chunk).astype(np.float64, copy=False)
+        largest_bits = max(largest_bits, int(np.max(mags.view(np.int64))))
+        top = max(top, float(np.max(mags)))
+    if largest_bits == 0:
         return  # all zero: the structure checks say so
-    top = float(np.max(mags))
-    tiny = float(np.finfo(mags.dtype).tiny)
+    tiny = float(np.finfo(values.dtype).tiny)
     if top < tiny:
-        largest = float(np.max(bits).view(np.float64))
+        largest = float(np.int64(largest_bits).view(np.float64))
         raise ValueError(
             f"{name}'s largest entry is {largest:.3g}, subnormal (below {tiny:.3g}, the "
             f"smallest normal {mags.dtype}): its entries have lost digits and products "
@@ -312,7 +346,7 @@ def diagonal_report(A, *, rtol=1e-3):
     else:
         A = np.asarray(A)
         stored = np.ones(n, dtype=bool)
-        row_max = np.abs(A).max(axis=1)
+        row_max, _ = dense_abs_maxima(A)
         diag = np.diagonal(A).astype(np.float64)
     zero = diag == 0
     first = np.flatnonzero(zero)

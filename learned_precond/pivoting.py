@@ -62,7 +62,7 @@ from scipy.sparse.linalg import LinearOperator
 from ._base import Preconditioner
 from ._equilibration import mc64, ruiz_scaling
 from ._format import format_bytes
-from ._validation import as_matrix, check_structure, diagonal_report
+from ._validation import as_matrix, check_structure, dense_abs_maxima, diagonal_report
 
 __all__ = [
     "PIVOTING_METHODS",
@@ -302,7 +302,7 @@ def _scale_rows(x, s):
 
 
 def needs_pivoting(A, *, rtol=WEAK_RTOL, max_weak_fraction=WEAK_FRACTION,
-                   max_spread=SCALE_SPREAD):
+                   max_spread=SCALE_SPREAD, _validated=False):
     """Decide whether ``A``'s diagonal is too weak, or ``A`` too badly scaled, to factor as is.
 
     Parameters
@@ -346,7 +346,8 @@ def needs_pivoting(A, *, rtol=WEAK_RTOL, max_weak_fraction=WEAK_FRACTION,
     scales, to ``|a'_ii| = 1``. On the bundled matrices the largest spread
     without a weak diagonal is 3e4 (``1138_bus``).
     """
-    A = as_matrix(A)
+    if not _validated:  # static_pivoting has checked A already
+        A = as_matrix(A)
     report = diagonal_report(A, rtol=rtol)
     if report.zero:
         return True, (
@@ -373,11 +374,14 @@ def needs_pivoting(A, *, rtol=WEAK_RTOL, max_weak_fraction=WEAK_FRACTION,
 
 def _max_spread(A):
     """Largest ratio max/min of the nonzero row maxima, or of the column maxima, of |A|."""
-    absA = abs(sp.csr_array(A)) if sp.issparse(A) else np.abs(np.asarray(A))
+    if sp.issparse(A):
+        absA = abs(sp.csr_array(A))
+        maxima = [np.ravel(absA.max(axis=axis).toarray()) for axis in (0, 1)]
+    else:
+        maxima = dense_abs_maxima(np.asarray(A))  # by row chunks, no |A| temporary
     spread = 1.0
-    for axis in (0, 1):
-        top = absA.max(axis=axis)
-        top = np.ravel(top.toarray() if sp.issparse(top) else top).astype(np.float64)
+    for top in maxima:
+        top = np.asarray(top, dtype=np.float64)
         top = top[top > 0]
         if top.size:  # in logs: 1e300 / 1e-300 overflows
             log_ratio = float(np.log(top.max()) - np.log(top.min()))
@@ -388,7 +392,7 @@ def _max_spread(A):
 # -- computing ------------------------------------------------------------------------
 
 
-def static_pivoting(A, *, method="auto"):
+def static_pivoting(A, *, method="auto", _validated=False):
     """Compute the row permutation and scalings ``A' = D_r P A D_c`` for ``A``.
 
     Parameters
@@ -450,11 +454,12 @@ def static_pivoting(A, *, method="auto"):
         return StaticPivoting.identity(
             A.shape[0], reason="A is a LinearOperator: no entries to pivot on"
         )
-    A = as_matrix(A)
+    if not _validated:  # LearnedLU.fit's pivot stage passes an A as_matrix returned
+        A = as_matrix(A)
     n = A.shape[0]
     reason = f"pivoting={method!r} requested"
     if method == "auto":
-        needed, why = needs_pivoting(A)
+        needed, why = needs_pivoting(A, _validated=True)
         method = "mc64" if needed else "none"
         reason = f"auto: {why}"
     if method == "none":

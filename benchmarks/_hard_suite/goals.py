@@ -50,7 +50,7 @@ def its_text(r):
         return f"skipped ({r['skipped']})"
     if "error" in r:
         return r["error"]
-    if r["solver"] in ("splu", "dense Cholesky", "dense LU"):
+    if r["solver"] in ("splu", "dense Cholesky (torch)", "dense LU (torch)"):
         return "direct" if r["converged"] else f"direct (residual {r['residual']:.1e})"
     mark = "" if r["solver"] == "cg" else " (gmres)"
     return f"{r['its']}{mark}" if r["converged"] else f"> {r['its']}{mark} (not converged)"

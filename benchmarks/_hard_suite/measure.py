@@ -68,7 +68,6 @@ def _solve(A, b, M, spd):
 
 def _direct(row):
     """splu (sparse) or dense Cholesky: setup, solve, factor bytes, residual."""
-    import scipy.linalg as sla
     import scipy.sparse as sp
     from scipy.sparse.linalg import splu
 
@@ -76,12 +75,19 @@ def _direct(row):
     N = row.N
     start = time.perf_counter()
     if isinstance(A, np.ndarray):
-        factor = sla.cho_factor(A, lower=True) if row.spd else sla.lu_factor(A)
+        # torch's LAPACK: numpy's and scipy's (OpenBLAS) potrf crash with a
+        # segmentation fault on the 16384 x 16384 kernel row on this machine
+        import torch
+
+        At = torch.from_numpy(A)
+        factor = torch.linalg.cholesky(At) if row.spd else torch.linalg.lu_factor(At)
         setup = time.perf_counter() - start
-        nbytes = int(factor[0].nbytes)
+        nbytes = int(A.nbytes)
         start = time.perf_counter()
-        x = sla.cho_solve(factor, b) if row.spd else sla.lu_solve(factor, b)
-        name = "dense Cholesky" if row.spd else "dense LU"
+        bt = torch.from_numpy(np.asarray(b, dtype=np.float64)).reshape(-1, 1)
+        x = (torch.cholesky_solve(bt, factor) if row.spd
+             else torch.linalg.lu_solve(*factor, bt)).numpy().ravel()
+        name = "dense Cholesky (torch)" if row.spd else "dense LU (torch)"
     else:
         lu = splu(sp.csc_matrix(A))
         setup = time.perf_counter() - start

@@ -155,7 +155,7 @@ def write_page(path, records, rows, *, quick, scale, seconds, timeout, argv=None
         "spilu, drop_tol 1e-4, fill_factor 10), `ict` (threshold incomplete Cholesky, "
         "drop_tol 1e-3, fill_factor 20; SPD rows), `amg` (pyamg smoothed aggregation, "
         "nonsymmetric SA on nonsymmetric rows; one V-cycle, default near-null space: "
-        "constants, not elasticity's rigid motions), `direct` (scipy splu; dense Cholesky "
+        "constants, not elasticity's rigid motions), `direct` (scipy splu; torch dense Cholesky "
         f"on the kernel row). On a dense row with N > {DENSE_SPARSE_LIMIT} the incomplete "
         "factorizations and AMG are skipped (a full pattern).",
         "- LearnedLU: `LearnedLU.fit(A, seed=0)` with the default options (and "

@@ -15,6 +15,8 @@
 ``operator``    :class:`LearnedLU`: apply, adjoint, save/load, repr
 ``nested``      ``init='hierarchical'``: the nested-dissection layout
                 (compressed multifrontal start, :class:`NestedLearnedLU`)
+``dense``       ``init='hodlr'``: the dense layout (HODLR factors of a dense
+                A with ``coords``, :class:`DenseLearnedLU`)
 ``nested_io``   its safe file format (``NestedLearnedLU.save``, read back by
                 ``LearnedLU.load``)
 ==============  ===========================================================
@@ -38,7 +40,7 @@ True
 
 import functools
 
-from . import nested, nested_fit, nested_io
+from . import dense, nested, nested_fit, nested_io
 from .initialize import STARTS
 from .operator import LAYOUTS, LOADERS, PREFERRED, LearnedLU
 from .options import FitOptions
@@ -46,6 +48,8 @@ from .report import FitReport
 
 LAYOUTS["hierarchical"] = nested_fit.fit_nested
 PREFERRED["hierarchical"] = nested_fit.prefers_nested
+LAYOUTS["hodlr"] = dense.fit_dense
+PREFERRED["hodlr"] = dense.prefers_dense
 LOADERS[nested_io.LAYOUT] = functools.partial(nested_io.load_nested, nested.NestedLearnedLU)
 
 __all__ = ["LearnedLU", "FitOptions", "FitReport", "STARTS"]

@@ -179,6 +179,16 @@ class LearnedLU(Preconditioner):
             A_prime, piv = pivot(A, opts, report)
             clock.stage("pivot", f"N={A.shape[0]}, pivoting={piv.method!r}")
             symmetric = symmetric and piv.preserves_symmetry
+            dense = (isinstance(opts.init, str) and opts.init == "hodlr") or (
+                isinstance(opts.init, str) and opts.init == "auto"
+                and PREFERRED["hodlr"](A, opts))
+            if dense:
+                if not isinstance(A, np.ndarray):
+                    raise ValueError(
+                        "init='hodlr' is the dense layout: it needs A as a dense ndarray "
+                        "(a sparse A has the nested layout, init='hierarchical').")
+                return LAYOUTS["hodlr"](A, A_prime, piv, opts, report, clock,
+                                        symmetric=symmetric)
             nested = (opts.nested_warm_start is not None
                       or (isinstance(opts.init, str) and opts.init == "hierarchical")
                       or (isinstance(opts.init, str) and opts.init == "auto"

@@ -83,7 +83,7 @@ class FitOptions:
         Default: 3, or 1 for a warm start (its starting point is already a
         fitted model, so one evaluation without progress ends it).
     init : {'auto', 'hierarchical', 'gfmm', 'block_tridiagonal', 'block_jacobi', \
-'exact_compressed', 'random'} or LearnedLU
+'exact_compressed', 'random', 'hodlr'} or LearnedLU
         Layout and starting point. ``'auto'`` (default): ``'hierarchical'``
         for a sparse ``A`` given by its entries (at most 5% nonzeros) when no
         GFMM-only option (``ordering``, ``loss``, ``transpose_loss``,
@@ -96,7 +96,10 @@ class FitOptions:
         (Cholesky for SPD A) whose fill is truncated to ``rank_tol`` as it
         is formed, then trained on the slow modes of the Krylov solver
         (:mod:`learned_precond.lu.refine`; ``max_steps`` bounds the
-        refactorizations at 3, 0 keeps the start). The other values use
+        refactorizations at 3, 0 keeps the start). ``'hodlr'``: the dense
+        layout (:mod:`learned_precond.lu.dense`), HODLR factors of a dense
+        ``A`` ordered by ``coords`` (also ``'auto'``'s choice for a dense
+        ``A`` of >= 2048 unknowns with ``coords``). The other values use
         the GFMM layout, trained by Adam
         (:mod:`learned_precond.lu.initialize`).
         ``'block_tridiagonal'``: the exact block LU of ``A``'s block
@@ -157,7 +160,9 @@ class FitOptions:
         ``max(30 s, 10 x`` the seconds the start took``)``
         (``report.train_limit``). ``math.inf``: no limit at all.
     rank_tol : float
-        Nested layout only: each coupling of a node to its
+        Nested and dense layouts (dense: each off-diagonal block keeps the
+        singular values above ``rank_tol`` times its largest, tightened by
+        10x where the SPD test needs it). Nested: each coupling of a node to its
         ancestors' separators keeps the singular values above ``rank_tol``
         times its largest (capped by ``rank`` when given). Smaller: more
         memory and setup, fewer iterations; 0 is an exact multifrontal LU.
@@ -220,6 +225,10 @@ class FitOptions:
         if self.patience is not None:
             put("patience", _integer(self.patience, "patience", minimum=1))
         if self.warm_start is None and self.nested_warm_start is None:
+            if not isinstance(self.init, str) and hasattr(self.init, "factors"):
+                raise ValueError(
+                    f"init is a fitted {type(self.init).__name__}, which cannot warm-start "
+                    f"a fit (only the GFMM and nested layouts can); fit afresh.")
             _choice(self.init, "init", INITS, word="init",
                     extra=" or pass a fitted LearnedLU to warm-start")
         if self.seed is not None:

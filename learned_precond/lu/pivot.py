@@ -21,7 +21,7 @@ def pivot(A, options, report):
     elif isinstance(A, LinearOperator):
         piv = StaticPivoting.identity(n)
     else:
-        piv = static_pivoting(A, method=options.pivoting)
+        piv = static_pivoting(A, method=options.pivoting, _validated=True)
     if options.symmetric is True and not piv.preserves_symmetry:
         raise ValueError(
             "symmetric=True needs a symmetric A', but static pivoting permuted rows; "

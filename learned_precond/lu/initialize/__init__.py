@@ -37,7 +37,7 @@ STARTS = {
     "random": random.start,
 }
 #: The names ``init=`` accepts (besides a fitted LearnedLU).
-INITS = ("auto", "gfmm", *STARTS, "hierarchical")
+INITS = ("auto", "gfmm", *STARTS, "hierarchical", "hodlr")
 #: The automatic choices of the GFMM layout's start: ``'auto'`` (when the
 #: nested layout is not preferred, see :mod:`learned_precond.lu.nested_fit`)
 #: and ``'gfmm'`` (always the GFMM layout).
