@@ -34,7 +34,7 @@ from scipy.sparse.linalg import LinearOperator
 from .exceptions import ModelFileError
 
 __all__ = ["MAX_N", "check_fitted_to", "check_headers", "matrix_fingerprint", "meta_int",
-           "save_learned_lu", "load_learned_lu", "read_npz", "write_npz"]
+           "read_pivoting", "save_learned_lu", "load_learned_lu", "read_npz", "write_npz"]
 
 FORMAT = "learned_precond.LearnedLU"
 #: Version 2 stores the public state (LUFactors); version 1 stored the torch
@@ -220,6 +220,24 @@ def matrix_fingerprint(A):
     return h.hexdigest()
 
 
+def read_pivoting(arrays, meta, path):
+    """The StaticPivoting stored under ``pivoting/`` (checked against the metadata's method)."""
+    from .pivoting import StaticPivoting
+
+    method = meta["pivoting"]
+    try:
+        pivoting = StaticPivoting.from_arrays(
+            {k[len("pivoting/"):]: v for k, v in arrays.items() if k.startswith("pivoting/")},
+            method=method)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelFileError(f"{path}: invalid static pivoting arrays ({exc}).") from exc
+    if method == "none" and not pivoting.is_identity:
+        raise ModelFileError(
+            f"{path}: the metadata says no pivoting, but the pivoting arrays are not the "
+            f"identity; the file was edited.")
+    return pivoting
+
+
 # -- LearnedLU ----------------------------------------------------------------------------
 #: Report fields saved, with the JSON types they must have when loaded.
 _REPORT_FIELDS = {
@@ -373,7 +391,6 @@ def load_learned_lu(cls, path, A=None):
     from .lu.pack import LUFactors
     from .lu.report import FitReport
     from .ordering import TreeOrdering
-    from .pivoting import StaticPivoting
 
     sizes = {}
 
@@ -411,17 +428,7 @@ def load_learned_lu(cls, path, A=None):
     except ValueError as exc:
         raise ModelFileError(f"{path}: invalid ordering ({exc}).") from exc
 
-    method = meta["pivoting"]
-    try:
-        pivoting = StaticPivoting.from_arrays(
-            {k[len("pivoting/"):]: v for k, v in arrays.items() if k.startswith("pivoting/")},
-            method=method)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ModelFileError(f"{path}: invalid static pivoting arrays ({exc}).") from exc
-    if method == "none" and not pivoting.is_identity:
-        raise ModelFileError(
-            f"{path}: the metadata says no pivoting, but the pivoting arrays are not the "
-            f"identity; the file was edited.")
+    pivoting = read_pivoting(arrays, meta, path)
 
     factors = LUFactors.from_arrays(
         layout, symmetric, {k: v for k, v in arrays.items() if "/" not in k or

@@ -22,7 +22,6 @@ Nothing ``N x N`` is formed besides the user's ``A``: blocks are gathered
 from it in row chunks. The operator is :class:`DenseLearnedLU`.
 """
 
-import math
 import time
 
 import numpy as np
@@ -30,7 +29,8 @@ import numpy as np
 from .._format import format_bytes
 from .._hodlr import hodlr_factorization
 from ..exceptions import PreconditionerSetupError
-from .operator import LearnedLU
+from .nested import PermutedLearnedLU
+from .nested_fit import finish_fit
 from .refine import FEW_ITERATIONS, MIN_GAIN, RTOL, _cg_lanczos, _gmres_arnoldi, _merit
 
 __all__ = ["DenseLearnedLU", "fit_dense", "prefers_dense", "DENSE_MIN_N", "MAX_PASSES"]
@@ -53,7 +53,7 @@ def prefers_dense(A, opts):
             and opts.device.type == "cpu")
 
 
-class DenseLearnedLU(LearnedLU):
+class DenseLearnedLU(PermutedLearnedLU):
     """A :class:`LearnedLU` on the dense layout (HODLR factors, see the module doc).
 
     Attributes
@@ -64,58 +64,13 @@ class DenseLearnedLU(LearnedLU):
         The HODLR factors of ``A'[perm][:, perm]``.
     """
 
-    def __init__(self, *, factors, perm, report, pivoting, options=None, fingerprint=None):
-        n = factors.n
-        super(LearnedLU, self).__init__((n, n), dtype=np.float64)
-        self.factors = factors
-        self.perm = perm
-        self.tree = None
-        self.pivoting = pivoting
-        self._pivoted = not pivoting.is_identity
-        self.symmetric = factors.symmetric and pivoting.preserves_symmetry
-        self.scale = 1.0
-        self.report = report
-        self.options = options
-        self.fingerprint = fingerprint
-        self.factor_dtype = "float64"
-        self.layout = None
-        self.ordering = None
-        self.probes = None
-
-    def _apply_prime(self, X):
-        Z = self.factors.solve(X[self.perm])
-        out = np.empty_like(Z)
-        out[self.perm] = Z
-        return out
-
-    def _apply_adjoint_prime(self, X):
-        Z = self.factors.solve_transposed(X[self.perm])
-        out = np.empty_like(Z)
-        out[self.perm] = Z
-        return out
-
-    @property
-    def nbytes(self):
-        total = self.factors.nbytes + self.perm.nbytes
-        if self._pivoted:
-            total += self.pivoting.nbytes
-        return int(total)
-
-    @property
-    def n_parameters(self):
-        return self.factors.factor_entries
+    tree = None  # no separator tree (the nested layout's); not a nested warm start
 
     def save(self, path):
         """Not available for the dense layout yet (raises NotImplementedError)."""
         raise NotImplementedError(
             "saving a LearnedLU of the dense (HODLR) layout is not supported yet; refit "
             "it (its setup is the factorization), or fit with init='gfmm' to save.")
-
-    def to_dense(self, max_size=8192):
-        n = self.shape[0]
-        if n > max_size:
-            raise ValueError(f"to_dense would form a {n}x{n} matrix; raise max_size.")
-        return np.linalg.inv(self._apply_prime(np.eye(n)))
 
     def __repr__(self):
         rep, st = self.report, self.factors.stats
@@ -299,15 +254,5 @@ def fit_dense(A_user, A_prime, piv, opts, report, clock, *, symmetric):
         f"({reason})")
     self = DenseLearnedLU(factors=factors, perm=perm, report=report, pivoting=piv,
                           options=opts, fingerprint=matrix_fingerprint(A_user))
-    x = np.random.default_rng(0).standard_normal(n)
-    if not np.all(np.isfinite(self @ x)):
-        raise PreconditionerSetupError(
-            "the HODLR factors produce non-finite output; try a smaller rank_tol or "
-            "init='gfmm'.", report=report)
-    report.nbytes = self.nbytes
-    report.fit_time = clock.elapsed()
-    self.setup_time = report.fit_time
-    clock.stage("done", f"{self.nbytes / 2**20:.3g} MiB")
-    if not math.isfinite(report.train_limit):
-        report.train_limit = math.inf
-    return self
+    return finish_fit(self, report, clock, "the HODLR factors produce non-finite output; "
+                      "try a smaller rank_tol or init='gfmm'.")

@@ -18,26 +18,23 @@ import numpy as np
 from .._format import format_bytes
 from .operator import LearnedLU
 
-__all__ = ["NestedLearnedLU"]
+__all__ = ["NestedLearnedLU", "PermutedLearnedLU"]
 
 
-class NestedLearnedLU(LearnedLU):
-    """A :class:`LearnedLU` on the nested-dissection layout (``init='hierarchical'``).
+class PermutedLearnedLU(LearnedLU):
+    """A LearnedLU whose factors act in a permuted numbering (the nested and dense layouts).
 
-    Attributes
-    ----------
-    tree : NestedDissection
-        The separator tree (post-order) and the permutation to its numbering.
-    factors : HierarchicalFactors
-        The compressed multifrontal factors of ``A'`` in tree numbering.
+    Subclasses hold ``factors`` with ``solve``/``solve_transposed`` in the
+    numbering ``perm`` (``perm[k]``: the original index of unknown k),
+    ``nbytes``, ``factor_entries`` and ``symmetric``.
     """
 
-    def __init__(self, *, factors, tree, report, pivoting, options=None, fingerprint=None):
+    def __init__(self, *, factors, perm, report, pivoting, options=None, fingerprint=None):
         # The GFMM operator's state (layout, packs, slots) does not exist here.
         n = factors.n
         super(LearnedLU, self).__init__((n, n), dtype=np.float64)
         self.factors = factors
-        self.tree = tree
+        self.perm = perm
         self.pivoting = pivoting
         self._pivoted = not pivoting.is_identity
         self.symmetric = factors.symmetric and pivoting.preserves_symmetry
@@ -52,23 +49,21 @@ class NestedLearnedLU(LearnedLU):
         #: (untrained); a warm start from this operator refactors on them.
         self.probes = None
 
-    def _apply_prime(self, X):
-        perm = self.tree.perm
-        Z = self.factors.solve(X[perm])
+    def _permuted(self, solve, X):
+        Z = solve(X[self.perm])
         out = np.empty_like(Z)
-        out[perm] = Z
+        out[self.perm] = Z
         return out
 
+    def _apply_prime(self, X):
+        return self._permuted(self.factors.solve, X)
+
     def _apply_adjoint_prime(self, X):
-        perm = self.tree.perm
-        Z = self.factors.solve_transposed(X[perm])
-        out = np.empty_like(Z)
-        out[perm] = Z
-        return out
+        return self._permuted(self.factors.solve_transposed, X)
 
     @property
     def nbytes(self):
-        total = self.factors.nbytes + self.tree.perm.nbytes
+        total = self.factors.nbytes + self.perm.nbytes
         if self._pivoted:
             total += self.pivoting.nbytes
         return int(total)
@@ -76,6 +71,29 @@ class NestedLearnedLU(LearnedLU):
     @property
     def n_parameters(self):
         return self.factors.factor_entries
+
+    def to_dense(self, max_size=8192):
+        n = self.shape[0]
+        if n > max_size:
+            raise ValueError(f"to_dense would form a {n}x{n} matrix; raise max_size.")
+        return np.linalg.inv(self._apply_prime(np.eye(n)))
+
+
+class NestedLearnedLU(PermutedLearnedLU):
+    """A :class:`LearnedLU` on the nested-dissection layout (``init='hierarchical'``).
+
+    Attributes
+    ----------
+    tree : NestedDissection
+        The separator tree (post-order) and the permutation to its numbering.
+    factors : HierarchicalFactors
+        The compressed multifrontal factors of ``A'`` in tree numbering.
+    """
+
+    def __init__(self, *, factors, tree, report, pivoting, options=None, fingerprint=None):
+        super().__init__(factors=factors, perm=tree.perm, report=report, pivoting=pivoting,
+                         options=options, fingerprint=fingerprint)
+        self.tree = tree
 
     def save(self, path):
         """Save to ``path`` (``.npz`` + JSON, no pickle); ``LearnedLU.load`` reads it back.
@@ -87,12 +105,6 @@ class NestedLearnedLU(LearnedLU):
         from .nested_io import save_nested
 
         save_nested(self, path)
-
-    def to_dense(self, max_size=8192):
-        n = self.shape[0]
-        if n > max_size:
-            raise ValueError(f"to_dense would form a {n}x{n} matrix; raise max_size.")
-        return np.linalg.inv(self._apply_prime(np.eye(n)))
 
     def __repr__(self):
         rep, f = self.report, self.factors

@@ -24,7 +24,7 @@ from ..exceptions import PreconditionerSetupError
 from .nested import NestedLearnedLU
 from .refine import train_nested
 
-__all__ = ["fit_nested", "prefers_nested", "MAX_PASSES", "NESTED_MAX_DENSITY"]
+__all__ = ["finish_fit", "fit_nested", "prefers_nested", "MAX_PASSES", "NESTED_MAX_DENSITY"]
 
 #: Refactorizations training may do at most.
 MAX_PASSES = 3
@@ -231,11 +231,15 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
     self = NestedLearnedLU(factors=factors, tree=tree, report=report, pivoting=piv,
                            options=opts, fingerprint=matrix_fingerprint(A_user))
     self.probes = probes
+    return finish_fit(self, report, clock, "the hierarchical factors produce non-finite "
+                      "output; try a smaller rank_tol or init='block_tridiagonal'.")
+
+
+def finish_fit(self, report, clock, nonfinite_message):
+    """The end of a nested or dense fit: finite output checked, sizes and times reported."""
     x = np.random.default_rng(0).standard_normal(self.shape[0])
     if not np.all(np.isfinite(self @ x)):
-        raise PreconditionerSetupError(
-            "the hierarchical factors produce non-finite output; try a smaller rank_tol "
-            "or init='block_tridiagonal'.", report=report)
+        raise PreconditionerSetupError(nonfinite_message, report=report)
     report.nbytes = self.nbytes
     report.fit_time = clock.elapsed()
     self.setup_time = report.fit_time

@@ -43,6 +43,7 @@ from ..io import (
     check_headers,
     meta_int,
     read_npz,
+    read_pivoting,
     write_npz,
 )
 
@@ -285,7 +286,6 @@ def _report(saved):
 def load_nested(cls, path, A=None):
     """Rebuild a NestedLearnedLU (class ``cls``) saved by :func:`save_nested`."""
     from .._hierarchical import HierarchicalFactors, NestedDissection
-    from ..pivoting import StaticPivoting
 
     sizes = {}
 
@@ -302,17 +302,7 @@ def load_nested(cls, path, A=None):
     arrays = {k: v.astype(np.float64 if v.dtype.kind == "f" else np.int64, copy=False)
               for k, v in arrays.items()}
     _check_values(arrays, n, T, symmetric, path)
-    method = meta["pivoting"]
-    try:
-        pivoting = StaticPivoting.from_arrays(
-            {k[len("pivoting/"):]: v for k, v in arrays.items() if k.startswith("pivoting/")},
-            method=method)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ModelFileError(f"{path}: invalid static pivoting arrays ({exc}).") from exc
-    if method == "none" and not pivoting.is_identity:
-        raise ModelFileError(
-            f"{path}: the metadata says no pivoting, but the pivoting arrays are not the "
-            f"identity; the file was edited.")
+    pivoting = read_pivoting(arrays, meta, path)
     tree = NestedDissection(**{k: arrays[f"tree/{k}"] for k in
                                ("perm", "ptr", "parent", "depth")})
     factors = HierarchicalFactors(
