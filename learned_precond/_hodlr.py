@@ -57,8 +57,10 @@ SPD_MARGIN = 1.0 - 1e-8
 POWER_ITERATIONS = 1
 #: Oversampling of the randomized range finder.
 OVERSAMPLE = 10
-#: Entries of the reused gather buffer (64 MiB of float64).
-BUFFER_ENTRIES = 8 * 2**20
+#: Entries of the reused gather buffer, at most (512 MiB of float64): a block
+#: that fits is gathered once for all the passes of its range finder, a
+#: larger one in row chunks, once per pass.
+BUFFER_ENTRIES = 64 * 2**20
 
 try:
     import numba as _numba
@@ -234,6 +236,7 @@ class _Builder:
         self.deadline = deadline
         self.rng = np.random.default_rng(seed)
         self.buffer = None
+        self.cached = None  # (I, J, block) of the block the buffer holds whole
         self.guess = {}     # depth -> last rank found there (the next node's first guess)
         self.retries = 0
         self.nodes = 0
@@ -246,8 +249,18 @@ class _Builder:
     def _rows(self, I, J):
         """Row chunks ``(start, block)`` of ``A[I][:, J]``, gathered into one buffer."""
         if self.buffer is None:
-            self.buffer = np.empty(min(BUFFER_ENTRIES, len(self.perm) ** 2))
+            # the largest off-diagonal block is (N/2)^2
+            self.buffer = np.empty(min(BUFFER_ENTRIES, (len(self.perm) + 1) ** 2 // 4))
+        if self.cached is not None and self.cached[0] is I and self.cached[1] is J:
+            yield 0, self.cached[2]
+            return
         step = max(1, self.buffer.size // len(J))
+        if step >= len(I):  # the whole block fits: gather it once, keep it
+            block = gather(self.A, I, J, self.buffer[:len(I) * len(J)].reshape(len(I), len(J)))
+            self.cached = (I, J, block)
+            yield 0, block
+            return
+        self.cached = None  # the chunks overwrite the buffer
         for start in range(0, len(I), step):
             rows = I[start:start + step]
             block = self.buffer[:len(rows) * len(J)].reshape(len(rows), len(J))

@@ -348,7 +348,9 @@ def needs_pivoting(A, *, rtol=WEAK_RTOL, max_weak_fraction=WEAK_FRACTION,
     """
     if not _validated:  # static_pivoting has checked A already
         A = as_matrix(A)
-    report = diagonal_report(A, rtol=rtol)
+    # a dense A's row and column maxima once, for both rules (one pass)
+    maxima = None if sp.issparse(A) else dense_abs_maxima(np.asarray(A))
+    report = diagonal_report(A, rtol=rtol, _row_max=None if maxima is None else maxima[0])
     if report.zero:
         return True, (
             f"{report.zero} of {report.n} diagonal entries are zero (first: row "
@@ -359,7 +361,7 @@ def needs_pivoting(A, *, rtol=WEAK_RTOL, max_weak_fraction=WEAK_FRACTION,
             f"{report.weak} of {report.n} diagonal entries are below {rtol:g} times "
             f"the largest entry of their row (more than {max_weak_fraction:.0%})"
         )
-    spread = _max_spread(A)
+    spread = _max_spread(A, maxima)
     if spread > max_spread:
         return True, (
             f"the row or column maxima of |A| spread over a factor {spread:.3g} (more "
@@ -372,12 +374,12 @@ def needs_pivoting(A, *, rtol=WEAK_RTOL, max_weak_fraction=WEAK_FRACTION,
     )
 
 
-def _max_spread(A):
+def _max_spread(A, maxima=None):
     """Largest ratio max/min of the nonzero row maxima, or of the column maxima, of |A|."""
-    if sp.issparse(A):
+    if maxima is None and sp.issparse(A):
         absA = abs(sp.csr_array(A))
         maxima = [np.ravel(absA.max(axis=axis).toarray()) for axis in (0, 1)]
-    else:
+    elif maxima is None:
         maxima = dense_abs_maxima(np.asarray(A))  # by row chunks, no |A| temporary
     spread = 1.0
     for top in maxima:
