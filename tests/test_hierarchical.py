@@ -232,6 +232,70 @@ def test_indefinite_matrix_fails_cholesky_clearly():
         hierarchical_factorization(A, tree, tol=0.0, symmetric=True)
 
 
+@pytest.mark.parametrize(("make", "symmetric", "tol"),
+                         [(_laplace, True, 0.0), (_laplace, True, 1e-2), (_laplace, False, 1e-2),
+                          (_convdiff, False, 0.0), (_convdiff, False, 1e-2)],
+                         ids=["laplace-cholesky-exact", "laplace-cholesky", "laplace-lu",
+                              "convdiff-lu-exact", "convdiff-lu"])
+def test_compiled_fronts_match_the_lapack_path(make, symmetric, tol):
+    # The compiled small-front kernel (symbolic boundaries, assembly,
+    # right-looking Cholesky / LU on the whole front) against the numpy and
+    # LAPACK path: same structure exactly, same factors and solves to rounding.
+    A = make(40)
+    tree = nested_dissection(A, leaf_size=16)
+    ref, ref_stats = hierarchical_factorization(A, tree, tol=tol, symmetric=symmetric,
+                                                compiled=False)
+    f, stats = hierarchical_factorization(A, tree, tol=tol, symmetric=symmetric)
+    for name in ("ptr", "boff", "bidx", "doff", "piv", "kL", "kU", "qloff", "xloff",
+                 "xuoff", "quoff"):
+        np.testing.assert_array_equal(getattr(f, name), getattr(ref, name), err_msg=name)
+    np.testing.assert_allclose(f.diag, ref.diag, rtol=0, atol=1e-12)
+    if tol == 0:  # no SVD, whose singular vectors' signs are arbitrary
+        np.testing.assert_allclose(f.QL, ref.QL, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(f.QU, ref.QU, rtol=0, atol=1e-12)
+    assert stats["truncated_nodes"] == ref_stats["truncated_nodes"]
+    Y = np.random.default_rng(1).standard_normal((A.shape[0], 3))
+    np.testing.assert_allclose(f.solve(Y), ref.solve(Y), rtol=1e-10, atol=1e-12)
+
+
+def test_compiled_lu_pivots_inside_the_front():
+    # Weak diagonal (0.5 against off-diagonal -1, perturbed): the compiled LU
+    # must interchange rows as LAPACK does.
+    rng = np.random.default_rng(3)
+    L = _laplace(10)
+    A = sp.csr_array(L - 3.5 * sp.eye_array(100)
+                     + sp.csr_array((rng.uniform(-0.2, 0.2, L.nnz), L.indices, L.indptr),
+                                    shape=L.shape))
+    tree = nested_dissection(A, leaf_size=8)
+    ref, _ = hierarchical_factorization(A, tree, tol=0.0, compiled=False)
+    f, _ = hierarchical_factorization(A, tree, tol=0.0)
+    assert np.any(f.piv != np.concatenate([np.arange(s) for s in tree.sizes]))
+    np.testing.assert_array_equal(f.piv, ref.piv)
+    n = A.shape[0]
+    assert np.allclose(_dense_M(f, tree, n) @ A.toarray(), np.eye(n), atol=1e-8)
+
+
+def test_a_tree_that_does_not_separate_a_is_refused():
+    # A in the tree's numbering is not A: its entries join unrelated nodes.
+    A = _laplace(12)
+    tree = nested_dissection(A, leaf_size=8)
+    with pytest.raises(ValueError, match="does not separate"):
+        hierarchical_factorization(sp.csr_array(A[tree.perm][:, tree.perm]), tree, tol=0.0,
+                                   symmetric=True)
+
+
+def test_tree_out_of_post_order_is_refused():
+    A = _laplace(8)
+    tree = nested_dissection(A, leaf_size=8)
+    T = tree.n_nodes
+    bad = type(tree)(perm=tree.perm, ptr=tree.ptr, parent=tree.parent.copy(), depth=tree.depth)
+    # Leaf 0 adopted by the last leaf's parent: its subtree is no longer contiguous.
+    leaves = np.setdiff1d(np.arange(T), tree.parent)
+    bad.parent[0] = tree.parent[leaves[-1]]
+    with pytest.raises(ValueError, match="post-order"):
+        hierarchical_factorization(A, bad, tol=0.0, symmetric=True)
+
+
 # -- through LearnedLU.fit(A, init='hierarchical') ------------------------------------
 
 

@@ -115,7 +115,7 @@ def test_a_pass_that_gains_too_little_is_not_kept():
     A = _laplace(24)
     tree = nested_dissection(A, leaf_size=16)
     Ap = sp.csr_array(A[tree.perm][:, tree.perm])
-    start = hierarchical_factorization(Ap, tree, tol=0.5, symmetric=True)
+    start = hierarchical_factorization(A, tree, tol=0.5, symmetric=True, dense_entries=0)
     calls = []
 
     def factorize(probes):
@@ -153,7 +153,7 @@ def test_time_limit_zero_keeps_the_start():
     A = _laplace(24)
     tree = nested_dissection(A, leaf_size=16)
     Ap = sp.csr_array(A[tree.perm][:, tree.perm])
-    start = hierarchical_factorization(Ap, tree, tol=0.5, symmetric=True)
+    start = hierarchical_factorization(A, tree, tol=0.5, symmetric=True)
     result = refine.train_nested(Ap, lambda p: pytest.fail("refactored"), lambda f: f.solve,
                                  *start, symmetric=True, time_limit=0.0, max_passes=3)
     assert result.passes == 0 and result.factors is start[0]
@@ -243,7 +243,7 @@ def test_warm_probes_give_way_to_new_modes_beyond_the_limit():
     A = _laplace(24)
     tree = nested_dissection(A, leaf_size=16)
     Ap = sp.csr_array(A[tree.perm][:, tree.perm])
-    start = hierarchical_factorization(Ap, tree, tol=0.5, symmetric=True)
+    start = hierarchical_factorization(A, tree, tol=0.5, symmetric=True, dense_entries=0)
     old = np.random.default_rng(1).standard_normal((A.shape[0], refine.MAX_PROBES))
     seen = []
 

@@ -11,6 +11,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from .fronts import assemble, eliminate_small, symbolic
 from .kernels import substitute, substitute_block
 
 __all__ = ["BLOCK_WIDTH", "HierarchicalFactors", "hierarchical_factorization"]
@@ -177,15 +178,28 @@ def _row_permutation(piv):
     return order
 
 
-class _Front:
-    __slots__ = ("bnd", "S")
+#: Fronts eliminated by the compiled kernel (:mod:`.fronts`) when their
+#: couplings stay dense: at most this many own unknowns ...
+SMALL_OWN = 96
+#: ... and at most this many unknowns in all (own + boundary); larger fronts
+#: go to LAPACK, whose blocked kernels win there.
+SMALL_FRONT = 384
 
-    def __init__(self, bnd, S):
-        self.bnd, self.S = bnd, S
+
+def _small_nodes(s, b, tol, max_rank, dense_entries):
+    """Nodes whose couplings :func:`_truncate` keeps dense, and small enough."""
+    dense = ((s == 0) | (b == 0)
+             | ((max_rank >= np.minimum(s, b)) & ((tol <= 0) | (s * b <= dense_entries))))
+    return dense & (s <= SMALL_OWN) & (s + b <= SMALL_FRONT)
+
+
+def _offsets(sizes):
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
 def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
-                               time_limit=None, probes=None, dense_entries=None):
+                               time_limit=None, probes=None, dense_entries=None,
+                               compiled=True):
     """Compressed multifrontal LU of sparse ``A`` (original numbering) on ``tree``.
 
     Parameters
@@ -215,6 +229,11 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
         Couplings with at most this many entries are stored dense, without
         an SVD (default: the module's :data:`DENSE_ENTRIES`, read at call
         time; 0 compresses every coupling).
+    compiled : bool
+        Small fronts with dense couplings (:data:`SMALL_OWN`,
+        :data:`SMALL_FRONT`) are eliminated in runs by the compiled kernel
+        of :mod:`.fronts`; ``False`` sends every front through numpy and
+        LAPACK (the reference the kernel is tested against).
 
     Returns
     -------
@@ -231,92 +250,103 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
     if dense_entries is None:
         dense_entries = DENSE_ENTRIES
     n = A.shape[0]
-    inv = np.empty(n, dtype=np.int64)
-    inv[tree.perm] = np.arange(n)
     Ap = sp.csr_array(A)[tree.perm][:, tree.perm]
     Tp = (None if probes is None
           else np.asarray(probes, dtype=np.float64).reshape(n, -1)[tree.perm])
     Ap.sort_indices()
     ApT = sp.csr_array(Ap.T)
     ApT.sort_indices()
+    mats = tuple(np.asarray(x, dtype=dt) for M_ in (Ap, ApT)
+                 for x, dt in ((M_.indptr, np.int64), (M_.indices, np.int64),
+                               (M_.data, np.float64)))
     T = tree.n_nodes
-    ptr = tree.ptr
+    ptr = np.asarray(tree.ptr, dtype=np.int64)
     max_rank = np.iinfo(np.int64).max if rank is None else int(rank)
-    children = [[] for _ in range(T)]
-    for t in range(T):
-        if tree.parent[t] >= 0:
-            children[tree.parent[t]].append(t)
-
+    boff, bidx, cptr, cidx, soff, peak, status = symbolic(
+        ptr, np.asarray(tree.parent, dtype=np.int64), mats[0], mats[1], mats[3], mats[4])
+    if status == 1:
+        raise ValueError("the tree is not in post-order (a node must follow its "
+                         "children's subtrees); build it with nested_dissection")
+    if status == 2:
+        raise ValueError("the tree does not separate the graph of A (an entry joins two "
+                         "nodes neither of which is the other's ancestor); pass A in its "
+                         "original numbering, or build the tree from A with nested_dissection")
+    s_all, b_all = np.diff(ptr), np.diff(boff)
+    small = _small_nodes(s_all, b_all, tol, max_rank, dense_entries) & bool(compiled)
+    structure = (ptr, boff, bidx, cptr, cidx, soff)
+    stk = np.empty(int(peak))
     loc = np.full(n, -1, dtype=np.int64)
-    fronts = [None] * T
-    bidx_l, diag_l, piv_l = [], [], []
-    kL_l, QL_l, XL_l, kU_l, XU_l, QU_l = [], [], [], [], [], []
+    m_small = s_all[small] + b_all[small]
+    buf = np.empty(int((m_small ** 2).max()) if m_small.size else 0)
+
+    # Per node: entries of each packed array, and the ranks; the arrays
+    # themselves as chunks in node order (one per run of small fronts).
+    sizes = {f: np.zeros(T, dtype=np.int64) for f in ("diag", "QL", "XL", "XU", "QU")}
+    chunks = {f: [] for f in ("diag", "piv", "QL", "XL", "XU", "QU")}
+    kL = np.zeros(T, dtype=np.int64)
+    kU = np.zeros(T, dtype=np.int64)
     n_trunc = 0
-    for t in range(T):
+
+    def node_error(t):
+        kind = "is not positive definite" if symmetric else "is singular"
+        return np.linalg.LinAlgError(f"front {t} ({s_all[t]} unknowns) {kind}")
+
+    # runs of consecutive small nodes: [starts[r], ends[r])
+    edges = np.diff(np.concatenate([[0], small.astype(np.int8), [0]]))
+    run_end = dict(zip(np.flatnonzero(edges == 1).tolist(),
+                       np.flatnonzero(edges == -1).tolist()))
+    t = 0
+    while t < T:
         if time_limit is not None and time.perf_counter() - t_start > time_limit:
             raise TimeoutError(f"hierarchical factorization passed {time_limit:.1f} s "
                                f"at node {t} of {T}")
-        i0, i1 = ptr[t], ptr[t + 1]
-        s = i1 - i0
-        # Boundary: later unknowns coupled to I in A, and the children's boundaries.
-        rows = Ap.indices[Ap.indptr[i0]:Ap.indptr[i1]]
-        cols = ApT.indices[ApT.indptr[i0]:ApT.indptr[i1]]
-        parts = [rows[rows >= i1], cols[cols >= i1]]
-        for c in children[t]:
-            bc = fronts[c].bnd
-            parts.append(bc[bc >= i1])
-        bnd = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-        b = bnd.size
-        loc[i0:i1] = np.arange(s)
-        loc[bnd] = s + np.arange(b)
-        F = np.zeros((s + b, s + b))
-        # A's entries in the rows of I (columns in I or later) and in the
-        # columns of I (rows later than I).
-        for M_, lo, transpose in ((Ap, i0, False), (ApT, i1, True)):
-            a0, a1 = M_.indptr[i0], M_.indptr[i1]
-            cols, vals = M_.indices[a0:a1], M_.data[a0:a1]
-            r = np.repeat(np.arange(s), np.diff(M_.indptr[i0:i1 + 1]))
-            keep = cols >= lo
-            if transpose:
-                F[loc[cols[keep]], r[keep]] += vals[keep]
-            else:
-                F[r[keep], loc[cols[keep]]] += vals[keep]
-        for c in children[t]:
-            fr = fronts[c]
-            li = loc[fr.bnd]
-            F[np.ix_(li, li)] += fr.S
-            fronts[c] = None
-        loc[i0:i1] = -1
-        loc[bnd] = -1
-
-        FII, FBB = F[:s, :s], F[s:, s:]
-        if s == 0:  # an empty separator (disconnected parts): pass the updates on
-            diag_l.append(np.zeros(0))
-            piv_l.append(np.zeros(0, dtype=np.int64))
-            kL_l.append(0)
-            QL_l.append(np.zeros(0))
-            XL_l.append(np.zeros(0))
+        if t in run_end:
+            t1 = run_end[t]
+            s, b = s_all[t:t1], b_all[t:t1]
+            q = np.where((s > 0) & (b > 0), s * b, 0)
+            doff, qoff = _offsets(s * s), _offsets(q)
+            diag = np.empty(doff[-1])
+            piv = np.empty(int(s.sum()), dtype=np.int64)
+            QL = np.empty(qoff[-1])
+            QU = np.empty(0 if symmetric else qoff[-1])
+            bad = eliminate_small(t, t1, bool(symmetric), buf, *structure, stk, *mats, loc,
+                                  doff, diag, piv, qoff, QL, QU)
+            if bad >= 0:
+                raise node_error(bad)
+            sizes["diag"][t:t1] = s * s
+            sizes["QL"][t:t1] = q
+            kL[t:t1] = np.where(q > 0, s, 0)
+            chunks["diag"].append(diag)
+            chunks["piv"].append(piv)
+            chunks["QL"].append(QL)
             if not symmetric:
-                kU_l.append(0)
-                XU_l.append(np.zeros(0))
-                QU_l.append(np.zeros(0))
-            bidx_l.append(bnd)
-            fronts[t] = _Front(bnd, FBB)
+                sizes["QU"][t:t1] = q
+                kU[t:t1] = kL[t:t1]
+                chunks["QU"].append(QU)
+            t = t1
             continue
-        FIB, FBI = np.asfortranarray(F[:s, s:]), np.asfortranarray(F[s:, :s].T)
-        if symmetric:
+        s, b = int(s_all[t]), int(b_all[t])
+        i0, i1 = ptr[t], ptr[t + 1]
+        bnd = bidx[boff[t]:boff[t + 1]]
+        F = np.empty((s + b, s + b))
+        assemble(t, F, *structure, stk, *mats, loc)
+        FII, FBB = F[:s, :s], F[s:, s:]
+        XL = XUt = None
+        if s == 0:  # an empty separator (disconnected parts): pass the updates on
+            S = FBB
+            out = {}
+        elif symmetric:
             C, info = _potrf(FII, lower=1, clean=1)
             if info != 0:
-                raise np.linalg.LinAlgError(
-                    f"front {t} ({s} unknowns) is not positive definite")
+                raise node_error(t)
             # G_L = F_BI C^-T  <=>  G_L^T = C^-1 F_IB
+            FIB = np.asfortranarray(F[:s, s:])
             GLt = _trtrs(C, FIB, lower=1)[0] if b else np.zeros((s, 0))
             keep = None
             if Tp is not None and b:  # the couplings must act exactly on the probes
                 keep = np.hstack([GLt @ Tp[bnd], C.T @ Tp[i0:i1]])
             QL, XL = _truncate(GLt.T, tol, max_rank, keep, dense_entries)
-            diag_l.append(C.ravel())
-            piv_l.append(np.arange(s, dtype=np.int64))
+            out = {"diag": C, "piv": np.arange(s, dtype=np.int64), "QL": QL, "XL": XL}
             if not b:
                 S = FBB
             elif XL is None:
@@ -326,9 +356,10 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
         else:
             lu, piv, info = _getrf(FII)
             if info != 0 or not np.all(np.isfinite(lu)):
-                raise np.linalg.LinAlgError(f"front {t} ({s} unknowns) is singular")
+                raise node_error(t)
             # G_L = F_BI U^-1  <=>  U^T G_L^T = F_BI^T;  G_U = L^-1 P F_IB
             if b:
+                FIB, FBI = np.asfortranarray(F[:s, s:]), np.asfortranarray(F[s:, :s].T)
                 GLt = _trtrs(lu, FBI, lower=0, trans=1)[0]
                 GU = _trtrs(lu, FIB[_row_permutation(piv)], lower=1, unitdiag=1)[0]
             else:
@@ -339,40 +370,37 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
             QL, XL = _truncate(GLt.T, tol, max_rank, keep_l, dense_entries)
             QUt, XUt = _truncate(GU.T, tol, max_rank, keep_u, dense_entries)
             QU = QUt.T
-            diag_l.append(lu.ravel())
-            piv_l.append(np.asarray(piv, dtype=np.int64))
-            kU_l.append(QU.shape[0])
-            XU_l.append(np.zeros(0) if XUt is None else np.ascontiguousarray(XUt.T).ravel())
-            QU_l.append(np.ascontiguousarray(QU).ravel())
+            out = {"diag": lu, "piv": np.asarray(piv, dtype=np.int64), "QL": QL, "XL": XL,
+                   "QU": QU, "XU": None if XUt is None else XUt.T}
+            kU[t] = QU.shape[0]
             if not b:
                 S = FBB
             else:
                 left = QL if XL is None else QL @ XL          # b x s
                 S = FBB - (left if XUt is None else left @ XUt.T) @ QU
+        if s:
+            kL[t] = out["QL"].shape[1]
         n_trunc += XL is not None
-        kL_l.append(QL.shape[1])
-        QL_l.append(np.ascontiguousarray(QL).ravel())
-        XL_l.append(np.zeros(0) if XL is None else np.ascontiguousarray(XL).ravel())
-        bidx_l.append(bnd)
-        fronts[t] = _Front(bnd, S)
+        for f, X in out.items():
+            if X is not None:
+                X = np.ascontiguousarray(X).ravel()
+                chunks[f].append(X)
+                if f in sizes:
+                    sizes[f][t] = X.size
+        stk[soff[t]:soff[t] + b * b] = S.ravel()
+        t += 1
 
-    def flat(parts):
-        return np.concatenate(parts) if parts else np.zeros(0)
+    def flat(f, dtype=np.float64):
+        return np.concatenate(chunks[f]).astype(dtype, copy=False) if chunks[f] \
+            else np.zeros(0, dtype=dtype)
 
-    def offsets(parts):
-        return np.concatenate([[0], np.cumsum([p.size for p in parts])]).astype(np.int64)
-
-    if symmetric:
-        kU_l = [0] * T
-        XU_l = QU_l = [np.zeros(0)] * T
     factors = HierarchicalFactors(
-        n=n, symmetric=bool(symmetric), ptr=ptr.astype(np.int64),
-        boff=offsets(bidx_l), bidx=flat(bidx_l).astype(np.int64),
-        doff=offsets(diag_l), diag=flat(diag_l), piv=flat(piv_l).astype(np.int64),
-        kL=np.asarray(kL_l, dtype=np.int64), qloff=offsets(QL_l), QL=flat(QL_l),
-        xloff=offsets(XL_l), XL=flat(XL_l),
-        kU=np.asarray(kU_l, dtype=np.int64), xuoff=offsets(XU_l), XU=flat(XU_l),
-        quoff=offsets(QU_l), QU=flat(QU_l))
+        n=n, symmetric=bool(symmetric), ptr=ptr, boff=boff, bidx=bidx,
+        doff=_offsets(sizes["diag"]), diag=flat("diag"), piv=flat("piv", np.int64),
+        kL=kL, qloff=_offsets(sizes["QL"]), QL=flat("QL"),
+        xloff=_offsets(sizes["XL"]), XL=flat("XL"),
+        kU=kU, xuoff=_offsets(sizes["XU"]), XU=flat("XU"),
+        quoff=_offsets(sizes["QU"]), QU=flat("QU"))
     kL = factors.kL
     s_all = np.diff(ptr)
     b_all = np.diff(factors.boff)

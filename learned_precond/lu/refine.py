@@ -148,20 +148,22 @@ def _gmres_arnoldi(A, M, b, rtol, maxiter, deadline, max_basis):
     m_max = min(maxiter, max_basis)
     n = b.size
     beta0 = float(np.linalg.norm(b))
-    V = np.empty((n, m_max + 1))
-    MV = np.empty((n, m_max))
+    # Basis vectors as rows: each one contiguous (a column of an (n, m)
+    # array would be written and read with a stride of m).
+    V = np.empty((m_max + 1, n))
+    MV = np.empty((m_max, n))
     H = np.zeros((m_max + 1, m_max))
-    V[:, 0] = b / beta0
+    V[0] = b / beta0
     g = np.zeros(m_max + 1)
     g[0] = beta0
     cs, sn = np.zeros(m_max), np.zeros(m_max)
     res, it = 1.0, 0
     for j in range(m_max):
-        MV[:, j] = M(V[:, j])
-        w = A @ MV[:, j]
+        MV[j] = M(V[j])
+        w = A @ MV[j]
         for _ in range(2):  # classical Gram-Schmidt, twice
-            h = V[:, :j + 1].T @ w
-            w -= V[:, :j + 1] @ h
+            h = V[:j + 1] @ w
+            w -= V[:j + 1].T @ h
             H[:j + 1, j] += h
         H[j + 1, j] = float(np.linalg.norm(w))
         it = j + 1
@@ -169,7 +171,7 @@ def _gmres_arnoldi(A, M, b, rtol, maxiter, deadline, max_basis):
             it = j
             break
         if H[j + 1, j] > 0:
-            V[:, j + 1] = w / H[j + 1, j]
+            V[j + 1] = w / H[j + 1, j]
         # Givens rotations of the least-squares problem, for the residual norm
         col = H[:j + 2, j].copy()
         for i in range(j):
@@ -181,7 +183,7 @@ def _gmres_arnoldi(A, M, b, rtol, maxiter, deadline, max_basis):
         res = abs(g[j + 1]) / beta0
         if res <= rtol or H[j + 1, j] == 0 or time.perf_counter() > deadline:
             break
-    return it, res <= rtol, res, H[:it + 1, :it], V[:, :it], MV[:, :it]
+    return it, res <= rtol, res, H[:it + 1, :it], V[:it].T, MV[:it].T
 
 
 def _merit(its, converged, res, rtol):
