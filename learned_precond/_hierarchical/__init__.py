@@ -36,7 +36,8 @@ reverse, one compiled loop (numba) over the packed per-node arrays;
 Modules: ``tree`` (:func:`nested_dissection`, :class:`NestedDissection`,
 :func:`separates`: may a tree be reused for a new matrix),
 ``factorization`` (:func:`hierarchical_factorization`,
-:class:`HierarchicalFactors`), ``kernels`` (the compiled substitution),
+:class:`HierarchicalFactors`), ``fronts`` (compiled symbolic pass, front
+assembly and small-front elimination), ``kernels`` (the compiled substitution),
 ``reference`` (:func:`solve_reference`).
 """
 
