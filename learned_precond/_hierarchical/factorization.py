@@ -401,9 +401,6 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
         xloff=_offsets(sizes["XL"]), XL=flat("XL"),
         kU=kU, xuoff=_offsets(sizes["XU"]), XU=flat("XU"),
         quoff=_offsets(sizes["QU"]), QU=flat("QU"))
-    kL = factors.kL
-    s_all = np.diff(ptr)
-    b_all = np.diff(factors.boff)
     stats = {
         "seconds": time.perf_counter() - t_start,
         "n_nodes": T,

@@ -44,6 +44,17 @@ def _sort(x, lo, hi):
 
 
 @numba.njit(cache=True, nogil=True)
+def _append(buf, pos, value):
+    # buf[pos] = value, buf doubled first when full; returns buf (maybe new)
+    if pos == buf.size:
+        grown = np.empty(2 * buf.size, dtype=buf.dtype)
+        grown[:pos] = buf[:pos]
+        buf = grown
+    buf[pos] = value
+    return buf
+
+
+@numba.njit(cache=True, nogil=True)
 def symbolic(ptr, parent, a_ptr, a_idx, t_ptr, t_idx):
     """Boundaries and contribution-stack offsets of every node.
 
@@ -100,11 +111,7 @@ def symbolic(ptr, parent, a_ptr, a_idx, t_ptr, t_idx):
                         separated = False
                     if j >= i1 and mark[j] != t:
                         mark[j] = t
-                        if pos == bidx.size:
-                            grown = np.empty(2 * bidx.size, dtype=np.int64)
-                            grown[:pos] = bidx[:pos]
-                            bidx = grown
-                        bidx[pos] = j
+                        bidx = _append(bidx, pos, j)
                         pos += 1
         for q in range(cptr[t], cptr[t + 1]):
             c = cidx[q]
@@ -114,11 +121,7 @@ def symbolic(ptr, parent, a_ptr, a_idx, t_ptr, t_idx):
                     separated = False
                 if j >= i1 and mark[j] != t:
                     mark[j] = t
-                    if pos == bidx.size:
-                        grown = np.empty(2 * bidx.size, dtype=np.int64)
-                        grown[:pos] = bidx[:pos]
-                        bidx = grown
-                    bidx[pos] = j
+                    bidx = _append(bidx, pos, j)
                     pos += 1
         _sort(bidx, start, pos)
         boff[t + 1] = pos
