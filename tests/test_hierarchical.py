@@ -40,10 +40,7 @@ def _ancestors(parent, t):
     return out
 
 
-@pytest.mark.parametrize("leaf_size", [4, 16, 64])
-def test_tree_is_a_nested_dissection(leaf_size):
-    A = _laplace(20)
-    tree = nested_dissection(A, leaf_size=leaf_size)
+def _check_tree(A, tree, leaf_size):
     n = A.shape[0]
     assert np.array_equal(np.sort(tree.perm), np.arange(n))
     owner = np.empty(n, dtype=np.int64)
@@ -58,6 +55,70 @@ def test_tree_is_a_nested_dissection(leaf_size):
         assert a in _ancestors(tree.parent, b) or b in _ancestors(tree.parent, a)
     leaves = np.setdiff1d(np.arange(tree.n_nodes), tree.parent)
     assert tree.sizes[leaves].max() <= leaf_size
+    assert np.array_equal(tree.depth[has_parent], tree.depth[tree.parent[has_parent]] + 1)
+
+
+@pytest.mark.parametrize("method", ["metis", "level_set"])
+@pytest.mark.parametrize("leaf_size", [4, 16, 64])
+def test_tree_is_a_nested_dissection(leaf_size, method):
+    A = _laplace(20)
+    tree = nested_dissection(A, leaf_size=leaf_size, method=method)
+    assert tree.method == method
+    _check_tree(A, tree, leaf_size)
+
+
+def _random_graph(n, degree, seed):
+    rng = np.random.default_rng(seed)
+    R = sp.random_array((n, n), density=degree / n, rng=rng, format="csr")
+    return sp.csr_array(R + R.T + sp.eye_array(n))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: sp.csr_array(problems.get("laplace_3d", n=9)),
+    lambda: _random_graph(300, 3, 0),           # irregular, small diameter
+    lambda: _random_graph(200, 0.5, 1),         # many components
+    lambda: sp.csr_array(np.ones((40, 40))),    # a clique: one level below the root
+    lambda: sp.diags_array([np.ones(99), np.ones(100), np.ones(99)], offsets=[-1, 0, 1],
+                           format="csr"),       # a path
+    lambda: sp.block_diag([_laplace(6), _laplace(5), sp.eye_array(3)], format="csr"),
+])
+def test_level_set_trees_separate_any_graph(make):
+    A = make()
+    tree = nested_dissection(A, leaf_size=8, method="level_set")
+    _check_tree(A, tree, 8)
+    assert separates(A, tree)
+    n = A.shape[0]
+    A = sp.csr_array(A + n * sp.eye_array(n))  # diagonally dominant, so SPD
+    f, _ = hierarchical_factorization(A, tree, tol=0.0, symmetric=True)
+    assert np.allclose(_dense_M(f, tree, n) @ A.toarray(), np.eye(n), atol=1e-9)
+
+
+def test_auto_ordering_picks_level_sets_on_a_mesh_only():
+    from learned_precond._hierarchical.tree import LEVEL_SET_MIN
+
+    grid = _laplace(128)
+    assert grid.shape[0] >= LEVEL_SET_MIN
+    assert nested_dissection(grid).method == "level_set"
+    assert nested_dissection(_laplace(20)).method == "metis"       # small: METIS
+    # a large graph of small diameter: the level sets are far wider than METIS's cut
+    assert nested_dissection(_random_graph(LEVEL_SET_MIN, 4, 2)).method == "metis"
+    with pytest.raises(ValueError, match="method must be one of"):
+        nested_dissection(grid, method="amd")
+
+
+def test_stored_zeros_are_not_edges():
+    # an explicit zero joining the two far corners of a grid: no edge to separate
+    C = sp.coo_array(_laplace(12))
+    A = sp.csr_array((np.r_[C.data, 0.0, 0.0], (np.r_[C.row, 0, 143], np.r_[C.col, 143, 0])),
+                     shape=(144, 144))
+    assert A.nnz == C.nnz + 2 and (A.data == 0).sum() == 2
+    tree = nested_dissection(A, leaf_size=8)
+    assert separates(A, tree)
+    from learned_precond import LearnedLU
+
+    M = LearnedLU.fit(A, seed=0)
+    x, info = cg(A, np.ones(144), M=M, rtol=1e-10)
+    assert info == 0 and np.linalg.norm(A @ x - 1) < 1e-8 * 12
 
 
 @pytest.mark.parametrize(("make", "symmetric"),

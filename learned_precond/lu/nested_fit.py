@@ -134,6 +134,10 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
     from ..io import matrix_fingerprint
 
     A_prime = sp.csr_array(A_prime, dtype=np.float64)
+    if A_prime.nnz and not A_prime.data.all():
+        # stored zeros are not edges of the graph the tree separates
+        A_prime = A_prime.copy()
+        A_prime.eliminate_zeros()
     warm = opts.init if isinstance(opts.init, NestedLearnedLU) else None
     deadline = clock.deadline()
     if warm is not None and not separates(A_prime, warm.tree):
