@@ -304,11 +304,12 @@ def _split_segment(ptr, idx, seg, lo, hi, mark, stamp, level, queue, counts):
                 break
             if ptr[v + 1] - ptr[v] < ptr[pick + 1] - ptr[pick]:
                 pick = v
-        c2, d2 = _bfs(ptr, idx, mark, stamp, pick, level, queue)
+        _, d2 = _bfs(ptr, idx, mark, stamp, pick, level, queue)
         if d2 <= depth:
+            # the levels now hold pick's sweep: sweep from the root again
+            count, depth = _bfs(ptr, idx, mark, stamp, root, level, queue)
             break
         root, depth = pick, d2
-    count, depth = _bfs(ptr, idx, mark, stamp, root, level, queue)
     for d in range(depth + 1):
         counts[d] = 0
     for i in range(count):
@@ -368,7 +369,6 @@ def _level_dissection(ptr, idx, leaf_size):
     n_par = np.empty(cap, dtype=np.int64)
     n_dep = np.empty(cap, dtype=np.int64)
     stack = np.empty((cap, 4), dtype=np.int64)
-    top = 0
     stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3] = 0, m, -1, 0
     top = 1
     t = 0
