@@ -230,6 +230,30 @@ def test_tolerance_trades_memory_for_iterations():
     assert entries[0] > entries[1] > entries[2]
 
 
+@pytest.mark.parametrize("shape", [(90, 30), (30, 90)])
+def test_gram_row_space_matches_the_svd(shape):
+    # the couplings' truncation takes the Gram matrix's eigenvectors at
+    # tol >= GRAM_MIN_TOL: same rank and same subspace as the SVD's
+    from learned_precond._hierarchical import factorization as fz
+
+    rng = np.random.default_rng(3)
+    m, n = shape
+    U, _ = np.linalg.qr(rng.standard_normal((m, min(m, n))))
+    V, _ = np.linalg.qr(rng.standard_normal((n, min(m, n))))
+    sv = 10.0 ** -np.linspace(0, 6, min(m, n))
+    G = (U * sv) @ V.T
+    for tol in (1e-2, 1e-4):
+        W, zero = fz._row_space(G, tol, 1000)
+        Ws, _ = fz._row_space(G, fz.GRAM_MIN_TOL / 10, 1000)  # the SVD path
+        k = int(np.count_nonzero(sv > tol))
+        assert not zero and W.shape == (n, k)
+        np.testing.assert_allclose(W.T @ W, np.eye(k), atol=1e-10)
+        np.testing.assert_allclose(W @ W.T, V[:, :k] @ V[:, :k].T, atol=1e-8)
+        assert Ws.shape[1] == int(np.count_nonzero(sv > fz.GRAM_MIN_TOL / 10))
+    W, zero = fz._row_space(np.zeros(shape), 1e-2, 1000)
+    assert zero and W.shape == (n, 0)
+
+
 def test_rank_bounds_every_coupling():
     A = _laplace(40)
     tree = nested_dissection(A, leaf_size=32)

@@ -118,16 +118,56 @@ class HierarchicalFactors:
 DENSE_ENTRIES = 1024
 
 
+#: From this ``tol`` up, :func:`_row_space` takes the eigenvectors of the Gram
+#: matrix rather than an SVD: its eigenvalues carry ``sigma^2`` to about
+#: ``eps * sigma_1^2``, so singular values are resolved down to ~1e-8
+#: ``sigma_1``, far below the cut. 2.4x faster than the SVD on elasticity's
+#: couplings (median 72 x 28), which were a third of the factorization.
+GRAM_MIN_TOL = 1e-6
+
+
+def _row_space(G, tol, max_rank):
+    """``(W, zero)``: ``W`` (s x k, orthonormal) spans the leading right
+    singular vectors of ``G`` (b x s), singular values > ``tol * sigma_1``,
+    ``1 <= k <= max_rank``; ``zero`` when ``G`` is zero."""
+    m, n = G.shape
+    if tol >= GRAM_MIN_TOL:
+        try:
+            lam, V = np.linalg.eigh(G.T @ G if m >= n else G @ G.T)
+        except np.linalg.LinAlgError:
+            lam = None
+        if lam is not None:
+            lam, V = lam[::-1], V[:, ::-1]   # descending
+            if not lam[0] > 0:
+                return np.zeros((n, 0)), True
+            k = max(1, min(int(np.count_nonzero(lam > tol * tol * lam[0])), max_rank))
+            if m >= n:
+                return V[:, :k], False
+            # right singular vectors from the left ones, G^T u / sigma,
+            # orthonormal again (to eps / (sigma_k / sigma_1)^2 they are not)
+            return np.linalg.qr(G.T @ V[:, :k])[0], False
+    try:
+        _, sv, Vt = sla.svd(G, full_matrices=False, check_finite=False,
+                            lapack_driver="gesdd")
+    except np.linalg.LinAlgError:
+        _, sv, Vt = sla.svd(G, full_matrices=False, check_finite=False,
+                            lapack_driver="gesvd")
+    if sv.size == 0 or sv[0] == 0:
+        return np.zeros((n, 0)), True
+    k = max(1, min(int(np.count_nonzero(sv > tol * sv[0])), max_rank))
+    return Vt[:k].T, False
+
+
 def _truncate(G, tol, max_rank, keep, dense_entries):
-    """``G`` (b x s) as ``Q X``: truncated SVD, singular values > tol * sigma_1.
+    """``G`` (b x s) as ``Q X``: singular values > tol * sigma_1 kept.
 
     The kept row space ``W`` (``s x k``, orthonormal) is that of the leading
-    singular vectors, extended by the columns of ``keep`` (``s x p``, the
-    probes' directions that must survive, see :func:`hierarchical_factorization`);
-    then ``Q = G W`` and ``X = W^T``, so ``G X^T X v = G v`` for every ``v``
-    in ``keep``'s span, and ``G G^T - (Q X)(Q X)^T = G (I - W W^T) G^T`` is
-    positive semidefinite whatever ``W`` is. Without ``keep`` this is the
-    plain truncated SVD (``W`` = the leading right singular vectors).
+    singular vectors (:func:`_row_space`), extended by the columns of
+    ``keep`` (``s x p``, the probes' directions that must survive, see
+    :func:`hierarchical_factorization`); then ``Q = G W`` and ``X = W^T``,
+    so ``G X^T X v = G v`` for every ``v`` in ``keep``'s span, and
+    ``G G^T - (Q X)(Q X)^T = G (I - W W^T) G^T`` is positive semidefinite
+    whatever ``W`` is. Without ``keep`` this is the truncated SVD.
 
     Returns ``(Q, X)``, or ``(G, None)`` (``X`` = identity) when the
     low-rank form would not be smaller than ``G`` itself.
@@ -138,27 +178,16 @@ def _truncate(G, tol, max_rank, keep, dense_entries):
     if max_rank >= min(m, n) and (tol <= 0 or m * n <= dense_entries):
         # exact, or too small to pay for the SVD (a rank bound still applies)
         return G, None
-    try:
-        Q, sv, Vt = sla.svd(G, full_matrices=False, check_finite=False,
-                            lapack_driver="gesdd")
-    except np.linalg.LinAlgError:
-        Q, sv, Vt = sla.svd(G, full_matrices=False, check_finite=False,
-                            lapack_driver="gesvd")
-    if sv.size == 0 or sv[0] == 0:
+    W, zero = _row_space(G, tol, max_rank)
+    if zero:
         return np.zeros((m, 0)), np.zeros((0, n))
-    k = int(np.count_nonzero(sv > tol * sv[0]))
-    k = max(1, min(k, max_rank))
-    if keep is None:
-        if k * (m + n) >= m * n:
-            return G, None
-        return Q[:, :k], sv[:k, None] * Vt[:k]
-    W = Vt[:k].T
-    size = float(np.max(np.linalg.norm(keep, axis=0))) if keep.size else 0.0
-    if size > 0:
-        E = keep - W @ (W.T @ keep)
-        Qe, Re, _ = sla.qr(E, mode="economic", pivoting=True, check_finite=False)
-        new = int(np.count_nonzero(np.abs(np.diag(Re)) > 1e-6 * size))
-        W = np.hstack([W, Qe[:, :new]])
+    if keep is not None:
+        size = float(np.max(np.linalg.norm(keep, axis=0))) if keep.size else 0.0
+        if size > 0:
+            E = keep - W @ (W.T @ keep)
+            Qe, Re, _ = sla.qr(E, mode="economic", pivoting=True, check_finite=False)
+            new = int(np.count_nonzero(np.abs(np.diag(Re)) > 1e-6 * size))
+            W = np.hstack([W, Qe[:, :new]])
     k = W.shape[1]
     if k * (m + n) >= m * n:
         return G, None
