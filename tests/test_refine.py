@@ -149,6 +149,34 @@ def test_a_pass_is_kept_by_solve_work_not_iterations_alone():
     assert "the work" in result.stop_reason
 
 
+def test_the_start_run_stops_at_its_cap(monkeypatch):
+    # A slow start's Krylov run stops after START_RUN_CAP iterations; its
+    # merit is extrapolated from the residual reached (more than the cap), and
+    # the slow modes of those iterations still give a pass that gains.
+    monkeypatch.setattr(refine, "START_RUN_CAP", 6)
+    A = _laplace(32)
+    tree = nested_dissection(A, leaf_size=16)
+    Ap = sp.csr_array(A[tree.perm][:, tree.perm])
+    start = hierarchical_factorization(A, tree, tol=0.5, symmetric=True, dense_entries=0)
+    applied = {}
+
+    def apply_of(f):
+        def apply(x):
+            applied[id(f)] = applied.get(id(f), 0) + 1
+            return f.solve(x)
+        return apply
+
+    def factorize(probes):
+        return hierarchical_factorization(A, tree, tol=0.5, symmetric=True, probes=probes,
+                                          dense_entries=0)
+
+    result = refine.train_nested(Ap, factorize, apply_of, *start, symmetric=True,
+                                 time_limit=30.0, max_passes=1, seed=0)
+    assert applied[id(start[0])] <= refine.START_RUN_CAP + 1
+    assert result.start_merit > refine.START_RUN_CAP
+    assert result.kept_passes == 1 and result.merit < result.start_merit
+
+
 def test_time_limit_zero_keeps_the_start():
     A = _laplace(24)
     tree = nested_dissection(A, leaf_size=16)
