@@ -177,6 +177,23 @@ def test_the_start_run_stops_at_its_cap(monkeypatch):
     assert result.kept_passes == 1 and result.merit < result.start_merit
 
 
+def test_a_start_with_nothing_to_gain_is_measured_in_early_check_iterations(
+        compress_every_coupling, monkeypatch):
+    # Its Ritz values after EARLY_CHECK iterations already predict no gain:
+    # the run stops there (merit extrapolated, not counted) and training ends
+    # as the full run would have ended it, without a refactorization.
+    A = _laplace(48)
+    M = LearnedLU.fit(A, rank_tol=0.03, seed=0)
+    rep = M.report
+    assert rep.steps == 0 and "predict less than a 10% gain" in rep.stop_reason
+    assert rep.start_iterations != round(rep.start_iterations)  # extrapolated
+    check = refine.EARLY_CHECK
+    monkeypatch.setattr(refine, "EARLY_CHECK", 10**6)  # no early check
+    full = LearnedLU.fit(A, rank_tol=0.03, seed=0).report
+    assert full.steps == 0 and full.stop_reason == rep.stop_reason
+    assert full.start_iterations == round(full.start_iterations) > check
+
+
 def test_time_limit_zero_keeps_the_start():
     A = _laplace(24)
     tree = nested_dissection(A, leaf_size=16)
