@@ -131,31 +131,30 @@ def _row_space(G, tol, max_rank):
     singular vectors of ``G`` (b x s), singular values > ``tol * sigma_1``,
     ``1 <= k <= max_rank``; ``zero`` when ``G`` is zero."""
     m, n = G.shape
-    if tol >= GRAM_MIN_TOL:
+    gram = tol >= GRAM_MIN_TOL
+    if gram:
         try:
             lam, V = np.linalg.eigh(G.T @ G if m >= n else G @ G.T)
         except np.linalg.LinAlgError:
-            lam = None
-        if lam is not None:
-            lam, V = lam[::-1], V[:, ::-1]   # descending
-            if not lam[0] > 0:
-                return np.zeros((n, 0)), True
-            k = max(1, min(int(np.count_nonzero(lam > tol * tol * lam[0])), max_rank))
-            if m >= n:
-                return V[:, :k], False
-            # right singular vectors from the left ones, G^T u / sigma,
-            # orthonormal again (to eps / (sigma_k / sigma_1)^2 they are not)
-            return np.linalg.qr(G.T @ V[:, :k])[0], False
-    try:
-        _, sv, Vt = sla.svd(G, full_matrices=False, check_finite=False,
-                            lapack_driver="gesdd")
-    except np.linalg.LinAlgError:
-        _, sv, Vt = sla.svd(G, full_matrices=False, check_finite=False,
-                            lapack_driver="gesvd")
-    if sv.size == 0 or sv[0] == 0:
+            gram = False
+        else:  # descending; V: right (m >= n) or left singular vectors
+            sv, V = np.sqrt(np.maximum(lam[::-1], 0.0)), V[:, ::-1]
+    if not gram:
+        try:
+            _, sv, Vt = sla.svd(G, full_matrices=False, check_finite=False,
+                                lapack_driver="gesdd")
+        except np.linalg.LinAlgError:
+            _, sv, Vt = sla.svd(G, full_matrices=False, check_finite=False,
+                                lapack_driver="gesvd")
+        V = Vt.T
+    if sv.size == 0 or not sv[0] > 0:
         return np.zeros((n, 0)), True
     k = max(1, min(int(np.count_nonzero(sv > tol * sv[0])), max_rank))
-    return Vt[:k].T, False
+    if gram and m < n:
+        # right singular vectors from the left ones, G^T u / sigma,
+        # orthonormal again (to eps / (sigma_k / sigma_1)^2 they are not)
+        return np.linalg.qr(G.T @ V[:, :k])[0], False
+    return V[:, :k], False
 
 
 def _truncate(G, tol, max_rank, keep, dense_entries):

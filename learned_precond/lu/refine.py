@@ -113,7 +113,7 @@ def _lanczos_tridiagonal(alphas, betas, m):
     return d, e
 
 
-def _cg_lanczos(A, M, b, rtol, maxiter, deadline, max_basis, early_check=None):
+def _cg_lanczos(A, M, b, rtol, maxiter, deadline, max_basis, early_check=False):
     """Preconditioned CG recording the Lanczos data of ``M A``.
 
     Returns (iterations, converged, residual ratio, T, basis) with ``basis``
@@ -156,7 +156,7 @@ def _cg_lanczos(A, M, b, rtol, maxiter, deadline, max_basis, early_check=None):
         alphas.append(alpha)
         if res <= rtol or time.perf_counter() > deadline:
             break
-        if early_check and it == EARLY_CHECK and it <= kept:
+        if early_check and it == EARLY_CHECK:
             rate = _predicted_rate(_lanczos_tridiagonal(alphas, betas, it))
             if rate is not None and rate > 1 - EARLY_GAIN:
                 break
@@ -400,7 +400,7 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
         if Z is None:
             out.stop_reason = "no slow mode found (the spectrum is clustered)"
             break
-        if symmetric and theta is not None:
+        if symmetric:  # Z found: theta is the run's Ritz values
             rate = _rate_ratio(theta, Z.shape[1])
             if rate is not None and rate > 1 - MIN_GAIN:
                 out.stop_reason = "the Ritz values predict less than a 10% gain"
