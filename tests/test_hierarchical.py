@@ -254,6 +254,41 @@ def test_gram_row_space_matches_the_svd(shape):
     assert zero and W.shape == (n, 0)
 
 
+@pytest.mark.parametrize("rank", [150, 600])
+def test_randomized_gram_eigenpairs_match_eigh(rank):
+    # a Gram of order >= RANDOMIZED_MIN: the randomized subspace iteration
+    # gives the full eigh's cut (rank 150), and falls back to eigh when the
+    # rank is too large a share of the order (600 of 1200)
+    from learned_precond._hierarchical import factorization as fz
+
+    n = 1200
+    assert n >= fz.RANDOMIZED_MIN
+    rng = np.random.default_rng(5)
+    V, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = 10.0 ** -np.linspace(0, 8 * n / rank, n)  # 1e-4 (tol 1e-2) at `rank`
+    H = (V * lam) @ V.T
+    tol = 1e-2
+    got, W = fz._gram_eigh(H, tol, n)
+    k = int(np.count_nonzero(lam > tol * tol * lam[0]))
+    assert int(np.count_nonzero(got > tol * tol * got[0])) == k
+    assert (W.shape[1] == n) == (rank > n / 3) and got.size == W.shape[1] > k
+    np.testing.assert_allclose(got[:k], lam[:k], rtol=1e-6)
+    P = W[:, :k] @ W[:, :k].T
+    np.testing.assert_allclose(P, V[:, :k] @ V[:, :k].T, atol=1e-6)
+    # the same matrix gives the same subspace (the sketch is seeded)
+    np.testing.assert_array_equal(fz._gram_eigh(H, tol, n)[1], W)
+
+
+def test_mirror_upper_copies_the_upper_triangle():
+    from learned_precond._hierarchical.fronts import mirror_upper
+
+    for b in (1, 5, 64, 131):
+        S = np.random.default_rng(b).standard_normal((b, b))
+        want = np.triu(S) + np.triu(S, 1).T
+        mirror_upper(S)
+        np.testing.assert_array_equal(S, want)
+
+
 def test_rank_bounds_every_coupling():
     A = _laplace(40)
     tree = nested_dissection(A, leaf_size=32)

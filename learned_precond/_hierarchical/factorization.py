@@ -11,7 +11,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from .fronts import assemble, eliminate_small, symbolic
+from .fronts import assemble, eliminate_small, mirror_upper, symbolic
 from .kernels import substitute, substitute_block
 
 __all__ = ["BLOCK_WIDTH", "HierarchicalFactors", "hierarchical_factorization"]
@@ -126,6 +126,49 @@ DENSE_ENTRIES = 1024
 GRAM_MIN_TOL = 1e-6
 
 
+#: Gram matrices of at least this order get their leading eigenpairs from a
+#: randomized subspace iteration (:func:`_gram_eigh`) instead of a full,
+#: O(n^3), ``eigh``, ...
+RANDOMIZED_MIN = 1000
+#: ... starting from this many columns, doubled until the cut is inside the
+#: subspace with :data:`OVERSAMPLE` columns to spare (beyond ``n / 3``
+#: columns the full ``eigh`` is about as cheap and is used). 3-D Poisson at
+#: 64^3: its three Gram matrices of order 1000-2000 took 1.36 s in ``eigh``,
+#: 0.58 s so; the 14 of order 384-1000 would not gain (ranks near n / 4).
+RANDOMIZED_START = 128
+OVERSAMPLE = 10
+
+
+def _gram_eigh(H, tol, max_rank):
+    """Eigenpairs of the Gram matrix ``H`` (n x n, PSD), descending, that
+    :func:`_row_space`'s cut needs: all of them, or (``n >=``
+    :data:`RANDOMIZED_MIN`) the leading ``l`` from a randomized subspace
+    iteration once fewer than ``l - OVERSAMPLE`` of them are above
+    ``tol^2`` times the largest (or ``max_rank`` is reached).
+
+    The subspace is ``H^2 Omega`` orthonormalized (one step of subspace
+    iteration: its vectors carry ``sigma^4``, so at ``tol = 1e-2`` the
+    discarded directions are 1e-8 of the kept ones), the pairs the Ritz
+    pairs of ``H`` on it. ``Omega`` is seeded by ``n``: the same matrix
+    gives the same truncation every time.
+    """
+    n = H.shape[0]
+    if n >= RANDOMIZED_MIN:
+        rng = np.random.default_rng(n)
+        l = RANDOMIZED_START
+        while 3 * l <= n:
+            Q = np.linalg.qr(H @ rng.standard_normal((n, l)))[0]
+            Q = np.linalg.qr(H @ Q)[0]
+            lam, Y = np.linalg.eigh(Q.T @ (H @ Q))
+            lam, Y = lam[::-1], Y[:, ::-1]
+            k = int(np.count_nonzero(lam > tol * tol * lam[0])) if lam[0] > 0 else 0
+            if min(k, max_rank) <= l - OVERSAMPLE:
+                return lam, Q @ Y
+            l *= 2
+    lam, V = np.linalg.eigh(H)
+    return lam[::-1], V[:, ::-1]
+
+
 def _row_space(G, tol, max_rank):
     """``(W, zero)``: ``W`` (s x k, orthonormal) spans the leading right
     singular vectors of ``G`` (b x s), singular values > ``tol * sigma_1``,
@@ -134,11 +177,11 @@ def _row_space(G, tol, max_rank):
     gram = tol >= GRAM_MIN_TOL
     if gram:
         try:
-            lam, V = np.linalg.eigh(G.T @ G if m >= n else G @ G.T)
+            lam, V = _gram_eigh(G.T @ G if m >= n else G @ G.T, tol, max_rank)
         except np.linalg.LinAlgError:
             gram = False
         else:  # descending; V: right (m >= n) or left singular vectors
-            sv, V = np.sqrt(np.maximum(lam[::-1], 0.0)), V[:, ::-1]
+            sv = np.sqrt(np.maximum(lam, 0.0))
     if not gram:
         try:
             _, sv, Vt = sla.svd(G, full_matrices=False, check_finite=False,
@@ -195,6 +238,20 @@ def _truncate(G, tol, max_rank, keep, dense_entries):
 
 _potrf, _trtrs, _getrf = sla.get_lapack_funcs(("potrf", "trtrs", "getrf"),
                                               (np.zeros(1),))
+_syrk, _gemm = sla.get_blas_funcs(("syrk", "gemm"), (np.zeros(1),))
+
+
+def _transposed(X):
+    """``(a, trans)`` with ``op(a) = X^T`` for BLAS, ``a`` Fortran-ordered, no copy
+    when ``X`` is C- or Fortran-contiguous (``trans``: 0 takes ``a``, 1 its transpose)."""
+    if X.flags.f_contiguous:
+        return X, 1
+    return np.asfortranarray(X.T), 0
+
+
+def _chol_lower(G):
+    """Lower Cholesky factor of the small SPD ``G`` (k x k, ~I here)."""
+    return sla.cholesky(G, lower=True, check_finite=False)
 
 
 def _row_permutation(piv):
@@ -375,12 +432,19 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
                 keep = np.hstack([GLt @ Tp[bnd], C.T @ Tp[i0:i1]])
             QL, XL = _truncate(GLt.T, tol, max_rank, keep, dense_entries)
             out = {"diag": C, "piv": np.arange(s, dtype=np.int64), "QL": QL, "XL": XL}
-            if not b:
-                S = FBB
-            elif XL is None:
-                S = FBB - QL @ QL.T
-            else:
-                S = FBB - QL @ ((XL @ XL.T) @ QL.T)
+            if b:
+                # S = F_BB - G_L G_L^T, G_L ~ QL XL: syrk on P = QL chol(XL XL^T)
+                # (XL XL^T is I up to rounding: W is orthonormal), written
+                # into the stack in place, upper triangle, then mirrored
+                S = stk[soff[t]:soff[t] + b * b].reshape(b, b)
+                S[...] = FBB
+                if QL.shape[1]:
+                    P = QL if XL is None else QL @ _chol_lower(XL @ XL.T)
+                    a, ta = _transposed(P)
+                    # on the Fortran view S.T: C -= P P^T, its lower triangle
+                    # (S's upper) only
+                    _syrk(-1.0, a, beta=1.0, c=S.T, trans=1 - ta, lower=1, overwrite_c=1)
+                    mirror_upper(S)
         else:
             lu, piv, info = _getrf(FII)
             if info != 0 or not np.all(np.isfinite(lu)):
@@ -401,11 +465,29 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
             out = {"diag": lu, "piv": np.asarray(piv, dtype=np.int64), "QL": QL, "XL": XL,
                    "QU": QU, "XU": None if XUt is None else XUt.T}
             kU[t] = QU.shape[0]
-            if not b:
-                S = FBB
-            else:
-                left = QL if XL is None else QL @ XL          # b x s
-                S = FBB - (left if XUt is None else left @ XUt.T) @ QU
+            if b:
+                # S = F_BB - G_L G_U, G_L ~ QL XL, G_U ~ XU QU: one gemm whose
+                # inner dimension is the smaller rank, into the stack in place
+                XU = out["XU"]
+                if QL.shape[1] <= QU.shape[0]:
+                    left = QL
+                    if XL is None:
+                        right = QU if XU is None else XU @ QU
+                    else:
+                        right = (XL if XU is None else XL @ XU) @ QU
+                else:
+                    right = QU
+                    if XU is None:
+                        left = QL if XL is None else QL @ XL
+                    else:
+                        left = QL @ (XU if XL is None else XL @ XU)
+                S = stk[soff[t]:soff[t] + b * b].reshape(b, b)
+                S[...] = FBB
+                if left.shape[1]:
+                    # S^T (the Fortran view of the C-order S) -= right^T left^T
+                    (a, ta), (c, tc) = _transposed(right), _transposed(left)
+                    _gemm(-1.0, a, c, beta=1.0, c=S.T, trans_a=ta, trans_b=tc,
+                          overwrite_c=1)
         if s:
             kL[t] = out["QL"].shape[1]
         n_trunc += XL is not None
@@ -415,7 +497,8 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
                 chunks[f].append(X)
                 if f in sizes:
                     sizes[f][t] = X.size
-        stk[soff[t]:soff[t] + b * b] = S.ravel()
+        if s == 0:
+            stk[soff[t]:soff[t] + b * b] = S.ravel()
         t += 1
 
     def flat(f, dtype=np.float64):

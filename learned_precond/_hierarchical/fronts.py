@@ -11,6 +11,8 @@ calls into LAPACK for 30 x 30 blocks). Three kernels take that over:
   are the top of the stack, and ``S_t`` replaces them.
 - :func:`assemble`: the front ``F`` of one node: A's entries of its rows and
   columns plus the extend-add of its children's updates.
+- :func:`mirror_upper`: the lower triangle of a symmetric update that BLAS
+  ``syrk`` wrote only the upper triangle of (the large fronts' numpy path).
 - :func:`eliminate_small`: a run of consecutive small fronts, each assembled,
   eliminated (Cholesky or LU with partial pivoting inside ``I``, right-looking
   on the whole front, so that the fill ``G_L``, ``G_U`` and the update ``S_B``
@@ -25,7 +27,7 @@ reference these kernels are tested against (``tests/test_hierarchical.py``).
 import numba
 import numpy as np
 
-__all__ = ["assemble", "eliminate_small", "symbolic"]
+__all__ = ["assemble", "eliminate_small", "mirror_upper", "symbolic"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -187,6 +189,26 @@ def assemble(t, F, ptr, boff, bidx, cptr, cidx, soff, stk, a_ptr, a_idx, a_val,
         loc[i0 + k] = -1
     for k in range(b1 - b0):
         loc[bidx[b0 + k]] = -1
+
+
+#: Tile of :func:`mirror_upper` (two 64 x 64 tiles of doubles fit in L1/L2).
+_TILE = 64
+
+
+@numba.njit(cache=True, nogil=True)
+def mirror_upper(S):
+    """``S[j, i] = S[i, j]`` for ``j > i``: the lower triangle from the upper, in place.
+
+    Tiled, so that the column-wise reads of the upper triangle stay in cache.
+    """
+    b = S.shape[0]
+    for i0 in range(0, b, _TILE):
+        i1 = min(i0 + _TILE, b)
+        for j0 in range(i0, b, _TILE):
+            j1 = min(j0 + _TILE, b)
+            for j in range(j0, j1):
+                for i in range(i0, min(i1, j)):
+                    S[j, i] = S[i, j]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
