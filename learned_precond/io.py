@@ -358,8 +358,8 @@ def check_headers(expected, headers, path, *, sizes="the metadata's N, block siz
 
     Missing arrays are reported first (an array renamed away is named by what
     the file should hold), then unexpected ones, then shapes and dtypes
-    (8-byte floats or integers); ``sizes`` says where the expected shapes
-    come from. Raises :class:`ModelFileError`.
+    (kind ``'f'`` or ``'i'``: 8-byte floats or integers; ``'f4'``: 4-byte
+    floats); ``sizes`` says where the expected shapes come from. Raises :class:`ModelFileError`.
     """
     # Missing arrays first: an array renamed away (pivoting/ -> pivot/) is then
     # reported by the name the file should hold, never read as a default.
@@ -377,8 +377,10 @@ def check_headers(expected, headers, path, *, sizes="the metadata's N, block siz
                 f"(written by another version, or edited).")
     for name, (shape, kind) in expected.items():
         got_shape, dtype = headers[name]
-        if got_shape != tuple(shape) or dtype.kind != kind or dtype.itemsize != 8:
-            want = "float64" if kind == "f" else "int64"
+        # kind 'f' / 'i': float64 / int64; 'f4': float32
+        size = int(kind[1:]) if len(kind) > 1 else 8
+        if got_shape != tuple(shape) or dtype.kind != kind[0] or dtype.itemsize != size:
+            want = f"{'float' if kind[0] == 'f' else 'int'}{8 * size}"
             raise ModelFileError(
                 f"{path}: array {name!r} has shape {got_shape} and dtype {dtype}, expected "
                 f"{tuple(shape)} {want} (from {sizes}).")

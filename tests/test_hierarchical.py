@@ -1,5 +1,7 @@
 """The hierarchical (compressed multifrontal) start on the nested-dissection tree."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -457,3 +459,51 @@ def test_learned_lu_hierarchical_bad_input_is_explained():
         LearnedLU.fit(A, init="hierarchical", rank_tol=float("nan"))
     with pytest.raises(ValueError, match="LinearOperator"):
         LearnedLU.fit(LinearOperator(A.shape, matvec=lambda v: A @ v), init="hierarchical")
+
+
+def test_learned_lu_stores_large_well_conditioned_factors_in_float32():
+    # factor_dtype='auto' from N = 16384: float32 when it moves A M x by
+    # <= 2e-5 (here ~2e-6): half the float bytes, the same CG iterations; an
+    # explicit float64 keeps double
+    from learned_precond import LearnedLU
+
+    A = _laplace(128)
+    M32 = LearnedLU.fit(A, seed=0, max_steps=0)
+    M64 = LearnedLU.fit(A, seed=0, max_steps=0, factor_dtype="float64")
+    assert (M32.factor_dtype, M64.factor_dtype) == ("float32", "float64")
+    assert M32.factors.dtype == np.float32 and M64.factors.dtype == np.float64
+    assert any("float32" in note for note in M32.report.notes)
+    floats = M64.factors.factor_entries * 8
+    assert M64.nbytes - M32.nbytes == floats // 2
+    x = np.random.default_rng(2).standard_normal(A.shape[0])
+    y32, y64 = M32 @ x, M64 @ x
+    assert y32.dtype == np.float64
+    assert np.linalg.norm(y32 - y64) <= 1e-5 * np.linalg.norm(y64)
+    D = M32 @ np.eye(A.shape[0])[:, :40]  # still symmetric: the same loops on L L^T
+    np.testing.assert_allclose(D[:40], D[:40].T, atol=1e-12 * np.abs(D).max())
+    b = A @ np.ones(A.shape[0])
+    its = []
+    for M in (M32, M64):
+        count = [0]
+        _, info = cg(A, b, M=M, rtol=1e-8, callback=lambda _: count.__setitem__(0, count[0] + 1))
+        assert info == 0
+        its.append(count[0])
+    assert its[0] == its[1]
+
+
+def test_ill_conditioned_factors_stay_in_float64():
+    # the graph Laplacian of a grid plus 1e-9 I (condition number ~1e10, its
+    # Cholesky factor's ~1e5): float32 storage would move A M x by far more
+    # than 2e-5 (1.5e-4), so 'auto' keeps float64
+    from learned_precond import LearnedLU
+
+    n = 128
+    T = sp.diags([-np.ones(n - 1), -np.ones(n - 1)], [-1, 1])
+    G = sp.kron(sp.eye(n), T) + sp.kron(T, sp.eye(n))
+    G = G - sp.diags(np.asarray(G.sum(axis=1)).ravel())
+    A = sp.csr_array(G + 1e-9 * sp.eye(n * n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        M = LearnedLU.fit(A, seed=0, max_steps=0)
+    assert M.factor_dtype == "float64"
+    assert any("kept in float64" in note for note in M.report.notes)

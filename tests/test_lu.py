@@ -293,11 +293,12 @@ def test_save_load_round_trip_is_bit_identical(tmp_path):
     np.testing.assert_array_equal(M.rmatvec(X[:, 0]), M2.rmatvec(X[:, 0]))
 
 
+@pytest.mark.parametrize("init", ["gfmm", "auto"], ids=["gfmm", "nested"])
 @pytest.mark.parametrize("A", [laplace_2d(16), convection_diffusion_2d(16)],
                          ids=["symmetric", "nonsymmetric"])
-def test_float32_factors_halve_memory_and_match_float64(A, tmp_path):
-    M64 = quiet_fit(A, factor_dtype="float64")
-    M32 = quiet_fit(A, factor_dtype="float32")
+def test_float32_factors_halve_memory_and_match_float64(A, init, tmp_path):
+    M64 = quiet_fit(A, factor_dtype="float64", init=init)
+    M32 = quiet_fit(A, factor_dtype="float32", init=init)
     assert (M64.factor_dtype, M32.factor_dtype) == ("float64", "float32")
     assert M32.nbytes < 0.6 * M64.nbytes  # the int32 index arrays do not halve
     X = np.random.default_rng(1).standard_normal((A.shape[0], 2))

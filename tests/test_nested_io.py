@@ -28,12 +28,14 @@ def _convdiff(n=16):
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    """``{name: (A, M, path)}``: Cholesky, LU and LU with static pivoting, saved."""
+    """``{name: (A, M, path)}``: Cholesky, LU, LU with static pivoting and
+    Cholesky stored in float32, saved."""
     out = {}
     root = tmp_path_factory.mktemp("nested")
     for name, A, options in (("cholesky", _laplace(), {}),
                              ("lu", _convdiff(), {}),
-                             ("lu-mc64", _convdiff(), {"pivoting": "mc64"})):
+                             ("lu-mc64", _convdiff(), {"pivoting": "mc64"}),
+                             ("cholesky-float32", _laplace(), {"factor_dtype": "float32"})):
         M = LearnedLU.fit(A, init="hierarchical", rank_tol=0.2, seed=0, **options)
         path = root / f"{name}.npz"
         M.save(path)
@@ -56,7 +58,7 @@ def _write(path, arrays, meta):
         np.savez_compressed(fh, **arrays)
 
 
-@pytest.mark.parametrize("name", ["cholesky", "lu", "lu-mc64"])
+@pytest.mark.parametrize("name", ["cholesky", "lu", "lu-mc64", "cholesky-float32"])
 def test_round_trip_is_bit_identical(fitted, name):
     A, M, path = fitted[name]
     assert saved_layout(path) == "nested_dissection"
@@ -188,6 +190,14 @@ def _float32_array(a, m):
     a["factors/XL"] = a["factors/XL"].astype(np.float32)
 
 
+def _float64_in_a_float32_file(a, m):
+    m["factor_dtype"] = "float32"  # the arrays stay float64
+
+
+def _unknown_factor_dtype(a, m):
+    m["factor_dtype"] = "float16"
+
+
 def _extra_array(a, m):
     a["factors/extra"] = np.zeros(3)
 
@@ -199,7 +209,8 @@ def _no_layout(a, m):
 @pytest.mark.parametrize("edit", [
     _swap_perm, _shrink_diag, _shrink_diag_and_meta, _huge_length, _huge_n,
     _rank_above_block, _parent_before_child, _boundary_inside_node, _pivot_out_of_block,
-    _zero_pivot, _nan_factor, _float32_array, _extra_array, _no_layout,
+    _zero_pivot, _nan_factor, _float32_array, _float64_in_a_float32_file,
+    _unknown_factor_dtype, _extra_array, _no_layout,
 ], ids=lambda f: f.__name__.strip("_"))
 @pytest.mark.parametrize("name", ["cholesky", "lu"])
 def test_edited_file_is_refused(fitted, tmp_path, name, edit):

@@ -36,6 +36,9 @@ class HierarchicalFactors:
     - ``QL`` (``b x kL``), ``XL`` (``kL x s``): ``G_L ~ QL XL``.
     - ``XU`` (``s x kU``), ``QU`` (``kU x b``): ``G_U ~ XU QU`` (absent when
       ``symmetric``: ``G_U = G_L^T``).
+
+    The five float arrays are float64, or float32 (:meth:`astype`) for
+    storage: the substitution reads them in either and computes in double.
     """
 
     n: int
@@ -60,9 +63,27 @@ class HierarchicalFactors:
     _FIELDS = ("ptr", "boff", "bidx", "doff", "diag", "piv", "kL", "qloff", "QL", "xloff",
                "XL", "kU", "xuoff", "XU", "quoff", "QU")
 
+    #: The floating-point arrays (the rest are integer structure).
+    _FLOAT_FIELDS = ("diag", "QL", "XL", "XU", "QU")
+
     @property
     def n_nodes(self):
         return self.ptr.size - 1
+
+    @property
+    def dtype(self):
+        """Storage precision of the factors (the substitution accumulates in double)."""
+        return self.diag.dtype
+
+    def astype(self, dtype):
+        """The same factors stored in ``dtype`` (float64 or float32): a new object."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float64, np.float32):
+            raise ValueError(f"factors are stored in float64 or float32, not {dtype}")
+        fields = {f: getattr(self, f) for f in self._FIELDS}
+        for f in self._FLOAT_FIELDS:
+            fields[f] = fields[f].astype(dtype)
+        return HierarchicalFactors(n=self.n, symmetric=self.symmetric, **fields)
 
     @property
     def nbytes(self):

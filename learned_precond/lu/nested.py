@@ -42,7 +42,7 @@ class PermutedLearnedLU(LearnedLU):
         self.report = report
         self.options = options
         self.fingerprint = fingerprint
-        self.factor_dtype = "float64"
+        self.factor_dtype = str(np.dtype(getattr(factors, "dtype", np.float64)))
         self.layout = None
         self.ordering = None
         #: The training probes (N x p) the factors are exact on, or None
@@ -98,9 +98,9 @@ class NestedLearnedLU(PermutedLearnedLU):
     def save(self, path):
         """Save to ``path`` (``.npz`` + JSON, no pickle); ``LearnedLU.load`` reads it back.
 
-        The tree, the factors, the static pivoting, the low-rank correction
-        when there is one, the report and the options
-        (:mod:`learned_precond.lu.nested_io`).
+        The tree, the factors (in their storage precision), the static
+        pivoting, the training probes when there are some, the report and
+        the options (:mod:`learned_precond.lu.nested_io`).
         """
         from .nested_io import save_nested
 
@@ -118,7 +118,8 @@ class NestedLearnedLU(PermutedLearnedLU):
             ("factorization", "Cholesky L L^T (SPD)" if f.symmetric else "LU"),
             ("pivoting", self.pivoting.method),
             ("memory", f"{format_bytes(self.nbytes)} "
-                       f"({f.factor_entries / self.shape[0]:.1f} floats per unknown)"),
+                       f"({f.factor_entries / self.shape[0]:.1f} floats per unknown, "
+                       f"{self.factor_dtype} factors)"),
             ("init", rep.init),
             ("fit time", f"{rep.fit_time:.3g} s (start {rep.start_seconds:.3g}, train "
                          f"{rep.train_seconds:.3g})"),

@@ -28,6 +28,9 @@ __all__ = ["finish_fit", "fit_nested", "prefers_nested", "MAX_PASSES", "NESTED_M
 
 #: Refactorizations training may do at most.
 MAX_PASSES = 3
+#: ``factor_dtype='auto'`` stores the factors in float32 when that moves
+#: ``A M x`` by at most this much, relative, on a random ``x``.
+FLOAT32_MAX_DEVIATION = 2e-5
 #: ``init='auto'`` uses the nested layout for sparse A with at most this share
 #: of nonzeros (denser graphs have fronts as large as the matrix).
 NESTED_MAX_DENSITY = 0.05
@@ -39,8 +42,9 @@ def prefers_nested(A, opts):
     The GFMM layout is kept for LinearOperators (no entries to eliminate),
     dense or nearly dense matrices (nested dissection of a complete graph is
     one dense front: the exact LU), and when a GFMM-only option asks for it
-    (an explicit ordering, the seed's losses, a training or factor precision,
-    a GPU: the nested layout is factored and trained on the CPU in double).
+    (an explicit ordering, the seed's losses, a training precision, a GPU:
+    the nested layout is factored and trained on the CPU in double; its
+    storage precision is ``factor_dtype``'s, see :func:`_storage`).
     """
     from scipy.sparse.linalg import LinearOperator
 
@@ -53,8 +57,8 @@ def prefers_nested(A, opts):
     # nested layout orders by A's graph, which a sparse A always has.
     gfmm_only = (opts.ordering != "auto" or opts.loss != "probe"
                  or opts.transpose_loss or opts.blockwise or opts.lr is not None
-                 or not opts.train_near_field or opts.factor_dtype != "auto"
-                 or opts.dtype is not None or opts.device.type != "cpu")
+                 or not opts.train_near_field or opts.dtype is not None
+                 or opts.device.type != "cpu")
     return not gfmm_only
 
 
@@ -99,6 +103,42 @@ def _start(A_prime, tree, opts, report, sym, deadline):
         raise PreconditionerSetupError(
             f"time_budget spent in the hierarchical start ({exc}); {budget}.",
             report=report) from exc
+
+
+def _storage(factors, opts, report, A_prime, tree):
+    """The factors in the precision they are stored in (``factor_dtype``).
+
+    ``'auto'``: float32 from :data:`~learned_precond.lu.pack.FLOAT32_MIN_N`
+    unknowns on when single precision moves the preconditioned operator by
+    at most :data:`FLOAT32_MAX_DEVIATION`: ``||A (M32 - M) x|| <= 2e-5
+    ||A M x||`` on a random ``x``. That is far below what the truncation
+    leaves (``I - A M`` of a start is 1e-2 and more), so the iterations do
+    not change while an apply reads half the bytes. Rounding the factors
+    moves ``A M`` by about ``1e-7`` times the condition number of the
+    factors (the square root of A's for Cholesky): ill-conditioned ones
+    keep float64.
+    """
+    from .pack import FLOAT32_MIN_N
+
+    if opts.factor_dtype == "float64" or (opts.factor_dtype == "auto"
+                                          and factors.n < FLOAT32_MIN_N):
+        return factors
+    single = factors.astype(np.float32)
+    if opts.factor_dtype == "float32":
+        return single
+    apply_of = _applier(tree)
+    x = np.random.default_rng(1).standard_normal(factors.n)
+    y = apply_of(factors)(x)
+    with np.errstate(all="ignore"):
+        deviation = float(np.linalg.norm(A_prime @ (apply_of(single)(x) - y))
+                          / np.linalg.norm(A_prime @ y))
+    if deviation <= FLOAT32_MAX_DEVIATION:
+        report.notes.append(f"factors stored in float32 (A M x moves by {deviation:.1e} "
+                            f"relative)")
+        return single
+    report.notes.append(f"factors kept in float64: float32 would move A M x by "
+                        f"{deviation:.1e} relative (ill-conditioned factors)")
+    return factors
 
 
 def _applier(tree):
@@ -219,6 +259,7 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
     report.train_seconds = clock.elapsed() - report.start_seconds
     clock.stage("train", f"done: {report.steps} pass(es), {report.best_step} kept "
                          f"({report.stop_reason})")
+    factors = _storage(factors, opts, report, A_prime, tree)
     report.hierarchical = dict(stats, start_floats_per_unknown=start_stats[
         "floats_per_unknown"], probes=0 if probes is None else int(probes.shape[1]))
     report.notes.append(

@@ -6,7 +6,8 @@ metadata; ``LearnedLU.load`` reads that field first (:func:`saved_layout`)
 and dispatches here. The file holds the separator tree (``tree/perm``,
 ``tree/ptr``, ``tree/parent``, ``tree/depth``), the compressed factors
 (``factors/*``: the flat arrays of
-:class:`~learned_precond._hierarchical.HierarchicalFactors`), the static
+:class:`~learned_precond._hierarchical.HierarchicalFactors`, the float ones
+in the storage precision the metadata's ``factor_dtype`` names), the static
 pivoting, the training probes when the fit kept a trained pass (``probes``,
 ``N x p``: a warm start from the loaded operator refactors on them), the
 report and the options.
@@ -17,8 +18,8 @@ first failure:
 1. the metadata: every size (``n``, ``n_nodes``, the flat lengths, the
    probe count) an integer within limits derived from ``n`` (no node set
    larger than ``2 n + 1``, no factor larger than dense ``n x n``);
-2. every array's name, shape and dtype from its ``.npy`` header against what
-   the metadata implies, before any array is read (so a file cannot make the
+2. every array's name, shape and dtype (the factors' from ``factor_dtype``)
+   from its ``.npy`` header against what the metadata implies, before any array is read (so a file cannot make the
    loader allocate what it merely claims);
 3. after reading, the values: finite floats, the permutations, the tree
    (post-order parents, depths), every offset array against the sizes it
@@ -109,8 +110,9 @@ def save_nested(lu, path):
               for k in ("perm", "ptr", "parent", "depth")}
     for name in _INT_FIELDS:
         arrays[f"factors/{name}"] = np.asarray(getattr(f, name), dtype=np.int64)
+    dtype = _factor_dtype(f)
     for name in _FLOAT_FIELDS:
-        arrays[f"factors/{name}"] = np.asarray(getattr(f, name), dtype=np.float64)
+        arrays[f"factors/{name}"] = np.asarray(getattr(f, name), dtype=dtype)
     for k, v in lu.pivoting.as_arrays().items():
         arrays[f"pivoting/{k}"] = np.asarray(v)
     probes = getattr(lu, "probes", None)
@@ -125,6 +127,7 @@ def save_nested(lu, path):
         "n_nodes": int(f.n_nodes),
         "lengths": {name: int(getattr(f, name).size) for name in _FLAT},
         "symmetric": bool(f.symmetric),
+        "factor_dtype": str(dtype),
         "pivoting": lu.pivoting.method,
         "n_probes": None if probes is None else int(np.shape(probes)[1]),
         "fingerprint": lu.fingerprint,
@@ -132,6 +135,11 @@ def save_nested(lu, path):
         "options": options,
     }
     write_npz(path, arrays, meta)
+
+
+def _factor_dtype(f):
+    """float32 when the factors are stored so, else float64."""
+    return np.dtype(np.float32 if np.dtype(f.dtype) == np.float32 else np.float64)
 
 
 # -- checking the metadata and the headers -----------------------------------------------
@@ -151,6 +159,12 @@ def _sizes(meta, path, A):
     if meta.get("pivoting") not in ("mc64", "scale", "none"):
         raise ModelFileError(
             f"{path}: unknown pivoting method {meta.get('pivoting')!r} in the metadata.")
+    # files written before the float32 storage have no factor_dtype: float64
+    factor_dtype = meta.get("factor_dtype", "float64")
+    if factor_dtype not in ("float64", "float32"):
+        raise ModelFileError(
+            f"{path}: unknown factor_dtype {factor_dtype!r} in the metadata "
+            f"(float64 or float32).")
     fingerprint = meta.get("fingerprint")
     if fingerprint is not None and not isinstance(fingerprint, str):
         raise ModelFileError(f"{path}: metadata 'fingerprint' must be a string or null.")
@@ -162,13 +176,15 @@ def _sizes(meta, path, A):
         expected[f"factors/{name}"] = ((size,), "i")
     expected["factors/bidx"] = ((lengths["bidx"],), "i")
     for name in _FLOAT_FIELDS:
-        expected[f"factors/{name}"] = ((lengths[name],), "f")
+        expected[f"factors/{name}"] = ((lengths[name],),
+                                       "f4" if factor_dtype == "float32" else "f")
     for name in ("row_perm", "row_scale", "col_scale"):
         expected[f"pivoting/{name}"] = ((n,), "i" if name == "row_perm" else "f")
     if meta.get("n_probes") is not None:
         expected["probes"] = ((n, meta_int(meta, "n_probes", path, 1, n)), "f")
     check_fitted_to(A, n, fingerprint, path)
-    return expected, {"n": n, "T": T, "symmetric": symmetric}
+    return expected, {"n": n, "T": T, "symmetric": symmetric,
+                      "factor_dtype": np.dtype(factor_dtype)}
 
 
 # -- checking the values ------------------------------------------------------------------
@@ -299,7 +315,9 @@ def load_nested(cls, path, A=None):
 
     arrays, meta = read_npz(path, FORMAT, "LearnedLU", VERSION, check=check)
     n, T, symmetric = sizes["n"], sizes["T"], sizes["symmetric"]
-    arrays = {k: v.astype(np.float64 if v.dtype.kind == "f" else np.int64, copy=False)
+    stored = sizes["factor_dtype"]  # the headers were checked against it
+    arrays = {k: v.astype((stored if k[len("factors/"):] in _FLOAT_FIELDS else np.float64)
+                          if v.dtype.kind == "f" else np.int64, copy=False)
               for k, v in arrays.items()}
     _check_values(arrays, n, T, symmetric, path)
     pivoting = read_pivoting(arrays, meta, path)

@@ -87,8 +87,8 @@ class FitOptions:
         Layout and starting point. ``'auto'`` (default): ``'hierarchical'``
         for a sparse ``A`` given by its entries (at most 5% nonzeros) when no
         GFMM-only option (``ordering``, ``loss``, ``transpose_loss``,
-        ``blockwise``, ``lr``, ``train_near_field``, ``factor_dtype``,
-        ``dtype``, a CUDA ``device``) is given, else ``'gfmm'``
+        ``blockwise``, ``lr``, ``train_near_field``, ``dtype``, a CUDA
+        ``device``) is given, else ``'gfmm'``
         (``coords``/``grid_shape`` are then ignored: the nested layout
         orders by A's graph).
         ``'hierarchical'``: the nested-dissection layout
@@ -150,8 +150,10 @@ class FitOptions:
         (the substitution always accumulates in double and returns the
         caller's dtype). Single precision halves the memory an apply
         reads, which bounds its speed at large N. ``'auto'`` uses float32
-        from N = 16384 on when every diagonal block has condition number
-        <= 1e4, float64 otherwise.
+        from N = 16384 on when that cannot matter, float64 otherwise: in the
+        GFMM layout when every diagonal block has condition number <= 1e4,
+        in the nested layout when float32 moves ``A M x`` by at most 2e-5
+        (relative) on a random ``x`` (``report.notes`` says which and why).
     time_budget : float, optional
         Seconds the whole fit may take (:mod:`learned_precond.lu.budget`):
         the fit returns the best operator found within it (the start, if
