@@ -19,8 +19,9 @@ first failure:
    probe count) an integer within limits derived from ``n`` (no node set
    larger than ``2 n + 1``, no factor larger than dense ``n x n``);
 2. every array's name, shape and dtype (the factors' from ``factor_dtype``)
-   from its ``.npy`` header against what the metadata implies, before any array is read (so a file cannot make the
-   loader allocate what it merely claims);
+   from its ``.npy`` header against what the metadata implies, before any
+   array is read (so a file cannot make the loader allocate what it merely
+   claims);
 3. after reading, the values: finite floats, the permutations, the tree
    (post-order parents, depths), every offset array against the sizes it
    implies, boundary indices inside the later unknowns, in-block pivots,
@@ -110,7 +111,7 @@ def save_nested(lu, path):
               for k in ("perm", "ptr", "parent", "depth")}
     for name in _INT_FIELDS:
         arrays[f"factors/{name}"] = np.asarray(getattr(f, name), dtype=np.int64)
-    dtype = _factor_dtype(f)
+    dtype = np.dtype(f.dtype)  # float64 or float32 (HierarchicalFactors.astype)
     for name in _FLOAT_FIELDS:
         arrays[f"factors/{name}"] = np.asarray(getattr(f, name), dtype=dtype)
     for k, v in lu.pivoting.as_arrays().items():
@@ -135,11 +136,6 @@ def save_nested(lu, path):
         "options": options,
     }
     write_npz(path, arrays, meta)
-
-
-def _factor_dtype(f):
-    """float32 when the factors are stored so, else float64."""
-    return np.dtype(np.float32 if np.dtype(f.dtype) == np.float32 else np.float64)
 
 
 # -- checking the metadata and the headers -----------------------------------------------
@@ -183,8 +179,7 @@ def _sizes(meta, path, A):
     if meta.get("n_probes") is not None:
         expected["probes"] = ((n, meta_int(meta, "n_probes", path, 1, n)), "f")
     check_fitted_to(A, n, fingerprint, path)
-    return expected, {"n": n, "T": T, "symmetric": symmetric,
-                      "factor_dtype": np.dtype(factor_dtype)}
+    return expected, {"n": n, "T": T, "symmetric": symmetric}
 
 
 # -- checking the values ------------------------------------------------------------------
@@ -315,9 +310,10 @@ def load_nested(cls, path, A=None):
 
     arrays, meta = read_npz(path, FORMAT, "LearnedLU", VERSION, check=check)
     n, T, symmetric = sizes["n"], sizes["T"], sizes["symmetric"]
-    stored = sizes["factor_dtype"]  # the headers were checked against it
-    arrays = {k: v.astype((stored if k[len("factors/"):] in _FLOAT_FIELDS else np.float64)
-                          if v.dtype.kind == "f" else np.int64, copy=False)
+    # the factors keep the dtype their headers were checked against
+    factor_keys = {f"factors/{name}" for name in _FLOAT_FIELDS}
+    arrays = {k: v if k in factor_keys else
+              v.astype(np.float64 if v.dtype.kind == "f" else np.int64, copy=False)
               for k, v in arrays.items()}
     _check_values(arrays, n, T, symmetric, path)
     pivoting = read_pivoting(arrays, meta, path)
