@@ -47,12 +47,25 @@ def _rows(text):
     return rows
 
 
-def run(rows, methods, scale, *, timeout, log=print):
+def _options(text):
+    """``--learned-options``: a JSON object of LearnedLU.fit keyword arguments."""
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}); e.g. '{{\"rank_tol\": 1e-3}}'")
+    if not isinstance(options, dict):
+        raise argparse.ArgumentTypeError("a JSON object of fit options, e.g. "
+                                         "'{\"rank_tol\": 1e-3}'")
+    return options
+
+
+def run(rows, methods, scale, *, timeout, log=print, learned_options=None):
     """Every (row, method) in its own subprocess; returns the list of records."""
     records = []
     for row in rows:
         for method in methods:
-            for r in run_subprocess(row, method, scale, timeout=timeout):
+            for r in run_subprocess(row, method, scale, timeout=timeout,
+                                    learned_options=learned_options):
                 log(json.dumps(r))
                 records.append(r)
     return records
@@ -71,12 +84,16 @@ def main(argv=None):
                         help=f"comma-separated, from {', '.join(METHODS)} (default all)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per (row, method) case (default 1800, quick 150)")
+    parser.add_argument("--learned-options", type=_options, default=None,
+                        help='LearnedLU.fit options as JSON, e.g. \'{"rank_tol": 1e-3}\' '
+                             "(default: the library defaults)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="folder of hard_suite.md (default docs/results)")
     args = parser.parse_args(argv)
     if args.case:
         row, method, scale = args.case
-        print(json.dumps(run_case(row, method, float(scale))))
+        print(json.dumps(run_case(row, method, float(scale),
+                                  learned_options=args.learned_options)))
         return 0
     rows = _rows(args.rows)
     methods = list(METHODS) if args.methods is None else args.methods.split(",")
@@ -85,7 +102,8 @@ def main(argv=None):
     scale = args.scale if args.scale is not None else (QUICK_SCALE if args.quick else 1.0)
     timeout = args.timeout or TIMEOUT["quick" if args.quick else "full"]
     start = time.perf_counter()
-    records = run(rows, methods, scale, timeout=timeout)
+    records = run(rows, methods, scale, timeout=timeout,
+                  learned_options=args.learned_options)
     path = args.out / "hard_suite.md"
     goals = write_page(path, records, rows, quick=args.quick or scale < 1, scale=scale,
                        seconds=time.perf_counter() - start, timeout=timeout,

@@ -243,6 +243,29 @@ def test_a_case_that_runs_too_long_is_reported_as_timed_out():
                     "error": "timed out (0.01 s)", "timed_out": True}]
 
 
+def test_learned_options_reach_the_fit_through_the_subprocess():
+    from _hard_suite.measure import run_subprocess
+
+    out = run_subprocess("poisson_2d", "learned_lu", TINY, timeout=120,
+                         learned_options={"rank_tol": 0.3})
+    trained = next(r for r in out if r["method"] == "learned_lu")
+    assert trained["rank_tol"] == 0.3
+    from learned_precond.lu.options import FitOptions
+
+    default = run_subprocess("poisson_2d", "learned_lu", TINY, timeout=120)
+    assert (next(r for r in default if r["method"] == "learned_lu")["rank_tol"]
+            == FitOptions.rank_tol)
+
+
+def test_learned_options_must_be_a_json_object():
+    import hard_suite
+
+    with pytest.raises(SystemExit):
+        hard_suite.main(["--learned-options", "[1, 2]", "--rows", "poisson_2d"])
+    with pytest.raises(SystemExit):
+        hard_suite.main(["--learned-options", "rank_tol=1e-3", "--rows", "poisson_2d"])
+
+
 def test_merit_table_and_rank_correlation(tiny_records):
     from _hard_suite.page import merit_correlation, merit_rows
 

@@ -102,18 +102,19 @@ def _direct(row):
             "its": 0, "converged": residual <= RTOL, "residual": residual, "info": 0}
 
 
-def _learned_options(row):
-    options = {"seed": SEED}
+def _learned_options(row, extra=None):
+    options = {"seed": SEED, **(extra or {})}
     if isinstance(row.A, np.ndarray):
         options["coords"] = row.coords  # the dense row has no graph to order by
     return options
 
 
-def _learned(row, base_rss):
-    """LearnedLU with default options: the trained record and its start's record."""
+def _learned(row, base_rss, extra=None):
+    """LearnedLU with default options (updated by ``extra``): the trained record and
+    its start's record."""
     from learned_precond import FitConvergenceWarning, IllConditionedWarning, LearnedLU
 
-    options = _learned_options(row)
+    options = _learned_options(row, extra)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (FitConvergenceWarning, IllConditionedWarning))
         start = time.perf_counter()
@@ -125,6 +126,7 @@ def _learned(row, base_rss):
         "method": "learned_lu", "setup": setup, "peak": peak, "factor_bytes": int(M.nbytes),
         "start_seconds": float(rep.start_seconds), "train_seconds": float(rep.train_seconds),
         "steps": int(rep.steps), "best_step": getattr(rep, "best_step", None),
+        "rank_tol": float(getattr(rep, "rank_tol", float("nan"))),
         "stop_reason": str(rep.stop_reason), "init": str(getattr(rep, "init", "")),
         # the fit's own merit (Krylov iterations on a random right-hand side,
         # nested layout): what it keeps passes by, compared with its below
@@ -169,8 +171,12 @@ def _warm_up(method):
         warm_up([method])
 
 
-def run_case(row_name, method, scale, *, warm=True):
-    """Measure ``method`` on hard-suite row ``row_name`` at ``scale``; a list of records."""
+def run_case(row_name, method, scale, *, warm=True, learned_options=None):
+    """Measure ``method`` on hard-suite row ``row_name`` at ``scale``; a list of records.
+
+    ``learned_options`` (a dict, e.g. ``{"rank_tol": 1e-3}``) are passed to
+    ``LearnedLU.fit`` besides the suite's own (default: the library defaults).
+    """
     from learned_precond.problems import hard_case
 
     if method not in METHODS:
@@ -189,7 +195,7 @@ def run_case(row_name, method, scale, *, warm=True):
         if method == "direct":
             records = [{"method": "direct", **_direct(row), "peak": _maxrss_bytes() - base_rss}]
         elif method == "learned_lu":
-            records = _learned(row, base_rss)
+            records = _learned(row, base_rss, learned_options)
         else:
             records = _classical(row, method, base_rss)
     except Exception as exc:  # noqa: BLE001 - a benchmark reports a failed setup, it goes on
@@ -203,9 +209,11 @@ def run_case(row_name, method, scale, *, warm=True):
     return records
 
 
-def run_subprocess(row_name, method, scale, *, timeout):
+def run_subprocess(row_name, method, scale, *, timeout, learned_options=None):
     """:func:`run_case` in a fresh Python process, cut off after ``timeout`` seconds."""
     cmd = [sys.executable, str(SCRIPT), "--case", row_name, method, repr(float(scale))]
+    if learned_options:
+        cmd += ["--learned-options", json.dumps(learned_options)]
     names = ["learned_lu", "learned_lu (start)"] if method == "learned_lu" else [method]
     base = {"row": row_name, "scale": scale}
     try:
