@@ -233,8 +233,16 @@ def _row_col_nonzeros(A):
         per_row = np.bincount(rows[nonzero], minlength=n_rows)
         per_col = np.bincount(A.indices[nonzero], minlength=n_cols)
         return per_row, per_col
-    mask = np.asarray(A) != 0
-    return mask.sum(axis=1), mask.sum(axis=0)
+    # by row chunks: a whole-array mask of a 16384 x 16384 A is 256 MiB of
+    # fresh memory, whose first touch cost 0.5 s of the 0.8 s this took
+    A = np.asarray(A)
+    per_row = np.zeros(A.shape[0], dtype=np.int64)
+    per_col = np.zeros(A.shape[1], dtype=np.int64)
+    for start, chunk in row_chunks(A):
+        mask = chunk != 0
+        per_row[start:start + mask.shape[0]] = mask.sum(axis=1)
+        per_col += mask.sum(axis=0)
+    return per_row, per_col
 
 
 def structure_problem(A, name="A"):

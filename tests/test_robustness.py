@@ -146,6 +146,22 @@ def test_structurally_singular_names_the_empty_row(entry, where):
     assert "Remove that unknown" in str(info.value)
 
 
+def test_dense_empty_rows_and_columns_are_found_across_row_chunks():
+    # 3000 x 3000 float64 is 72 MB: three row chunks of the dense checks
+    from learned_precond._validation import _row_col_nonzeros, structure_problem
+
+    A = np.random.default_rng(0).standard_normal((3000, 3000))
+    A[A > 1.5] = 0.0
+    per_row, per_col = _row_col_nonzeros(A)
+    mask = A != 0
+    np.testing.assert_array_equal(per_row, mask.sum(axis=1))
+    np.testing.assert_array_equal(per_col, mask.sum(axis=0))
+    A[:, 2999] = 0.0
+    assert "column 2999 has no nonzero" in structure_problem(A)
+    A[2500] = 0.0
+    assert "row 2500 has no nonzero" in structure_problem(A)
+
+
 def test_structurally_singular_learned_lu():
     with pytest.raises(StructurallySingularError, match="row 3 has no nonzero"):
         fit("learned_lu", with_empty_row(12, 3))
