@@ -126,7 +126,7 @@ def _learned(row, base_rss, extra=None):
         "method": "learned_lu", "setup": setup, "peak": peak, "factor_bytes": int(M.nbytes),
         "start_seconds": float(rep.start_seconds), "train_seconds": float(rep.train_seconds),
         "steps": int(rep.steps), "best_step": getattr(rep, "best_step", None),
-        "rank_tol": float(getattr(rep, "rank_tol", float("nan"))),
+        "rank_tol": float(rep.rank_tol),
         "stop_reason": str(rep.stop_reason), "init": str(getattr(rep, "init", "")),
         # the fit's own merit (Krylov iterations on a random right-hand side,
         # nested layout): what it keeps passes by, compared with its below
