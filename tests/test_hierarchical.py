@@ -291,6 +291,43 @@ def test_mirror_upper_copies_the_upper_triangle():
         np.testing.assert_array_equal(S, want)
 
 
+def test_upper_assembly_is_the_upper_triangle_of_the_front():
+    # the symmetric factorization assembles only F's upper triangle; it must
+    # be the full front's, entry for entry, with the children's updates on
+    # the stack (random, not symmetric: only their upper halves may be read)
+    from learned_precond._hierarchical.fronts import assemble, symbolic
+
+    A = _laplace(20)
+    tree = nested_dissection(A, leaf_size=8)
+    Ap = sp.csr_array(A[tree.perm][:, tree.perm])
+    Ap.sort_indices()
+    ApT = sp.csr_array(Ap.T)
+    ApT.sort_indices()
+    mats = tuple(np.asarray(x, dtype=dt) for M_ in (Ap, ApT)
+                 for x, dt in ((M_.indptr, np.int64), (M_.indices, np.int64),
+                               (M_.data, np.float64)))
+    ptr = np.asarray(tree.ptr, dtype=np.int64)
+    boff, bidx, cptr, cidx, soff, peak, status = symbolic(
+        ptr, np.asarray(tree.parent, dtype=np.int64), mats[0], mats[1], mats[3], mats[4])
+    assert status == 0
+    stk = np.random.default_rng(0).standard_normal(int(peak))
+    loc = np.full(A.shape[0], -1, dtype=np.int64)
+    checked = 0
+    for t in range(tree.n_nodes):
+        m = int(ptr[t + 1] - ptr[t] + boff[t + 1] - boff[t])
+        if cptr[t + 1] == cptr[t] or m == 0:
+            continue
+        full = np.empty((m, m))
+        assemble(t, full, ptr, boff, bidx, cptr, cidx, soff, stk, *mats, loc, False)
+        upper = np.full((m, m), np.nan)
+        assemble(t, upper, ptr, boff, bidx, cptr, cidx, soff, stk, *mats, loc, True)
+        np.testing.assert_array_equal(np.triu(upper), np.triu(full))
+        assert np.isnan(upper[np.tril_indices(m, -1)]).all()  # left as it was
+        assert np.all(loc == -1)
+        checked += 1
+    assert checked > 10
+
+
 def test_rank_bounds_every_coupling():
     A = _laplace(40)
     tree = nested_dissection(A, leaf_size=32)

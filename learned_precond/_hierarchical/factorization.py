@@ -384,6 +384,7 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
     loc = np.full(n, -1, dtype=np.int64)
     m_small = s_all[small] + b_all[small]
     buf = np.empty(int((m_small ** 2).max()) if m_small.size else 0)
+    front_buf = np.empty(0)
 
     # Per node: entries of each packed array, and the ranks; the arrays
     # themselves as chunks in node order (one per run of small fronts).
@@ -434,23 +435,31 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
         s, b = int(s_all[t]), int(b_all[t])
         i0, i1 = ptr[t], ptr[t + 1]
         bnd = bidx[boff[t]:boff[t + 1]]
-        F = np.empty((s + b, s + b))
-        assemble(t, F, *structure, stk, *mats, loc)
+        # one buffer for every large front: each is copied out before the next
+        # (a fresh array per front paid its page faults, 8 GB of them at 64^3)
+        if front_buf.size < (s + b) ** 2:
+            front_buf = np.empty(int(((s_all + b_all)[~small] ** 2).max()))
+        F = front_buf[:(s + b) ** 2].reshape(s + b, s + b)
+        # a symmetric front is read on and above the diagonal only
+        upper = bool(symmetric) and s > 0
+        assemble(t, F, *structure, stk, *mats, loc, upper)
         FII, FBB = F[:s, :s], F[s:, s:]
         XL = XUt = None
         if s == 0:  # an empty separator (disconnected parts): pass the updates on
             S = FBB
             out = {}
         elif symmetric:
-            C, info = _potrf(FII, lower=1, clean=1)
+            # F_II = R^T R from its upper triangle; the stored factor is C = R^T
+            R, info = _potrf(FII, lower=0, clean=1)
             if info != 0:
                 raise node_error(t)
-            # G_L = F_BI C^-T  <=>  G_L^T = C^-1 F_IB
+            C = R.T
+            # G_L = F_BI C^-T  <=>  G_L^T = C^-1 F_IB = R^-T F_IB
             FIB = np.asfortranarray(F[:s, s:])
-            GLt = _trtrs(C, FIB, lower=1)[0] if b else np.zeros((s, 0))
+            GLt = _trtrs(R, FIB, lower=0, trans=1)[0] if b else np.zeros((s, 0))
             keep = None
             if Tp is not None and b:  # the couplings must act exactly on the probes
-                keep = np.hstack([GLt @ Tp[bnd], C.T @ Tp[i0:i1]])
+                keep = np.hstack([GLt @ Tp[bnd], R @ Tp[i0:i1]])
             QL, XL = _truncate(GLt.T, tol, max_rank, keep, dense_entries)
             out = {"diag": C, "piv": np.arange(s, dtype=np.int64), "QL": QL, "XL": XL}
             if b:
@@ -465,7 +474,7 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
                     # on the Fortran view S.T: C -= P P^T, its lower triangle
                     # (S's upper) only
                     _syrk(-1.0, a, beta=1.0, c=S.T, trans=1 - ta, lower=1, overwrite_c=1)
-                    mirror_upper(S)
+                mirror_upper(S)  # F_BB was assembled on its upper triangle only
         else:
             lu, piv, info = _getrf(FII)
             if info != 0 or not np.all(np.isfinite(lu)):

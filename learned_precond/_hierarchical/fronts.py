@@ -150,18 +150,31 @@ def symbolic(ptr, parent, a_ptr, a_idx, t_ptr, t_idx):
 
 @numba.njit(cache=True, nogil=True)
 def assemble(t, F, ptr, boff, bidx, cptr, cidx, soff, stk, a_ptr, a_idx, a_val,
-             t_ptr, t_idx, t_val, loc):
+             t_ptr, t_idx, t_val, loc, upper=False):
     """Front of node ``t`` into ``F`` ((s + b) x (s + b), overwritten).
 
     A's entries of the rows of ``I`` (columns in ``I`` or later) and of the
     columns of ``I`` (rows later than ``I``), plus every child's update
     ``S_c`` (on the stack ``stk``) added at its boundary's positions.
     ``loc`` is a scratch map of ``-1`` (restored).
+
+    With ``upper`` only the upper triangle (diagonal included) is assembled,
+    and the strict lower triangle is left as it was (not read): for a
+    symmetric front, whose factorization reads no more, at about half the
+    work. Positions in ``F``
+    increase with the unknowns' numbers (own unknowns come first, the
+    boundary is sorted and numbered after them), so a child's update, whose
+    boundary is sorted too, lands on ``F``'s upper triangle from its own.
     """
     i0, i1 = ptr[t], ptr[t + 1]
     s = i1 - i0
     b0, b1 = boff[t], boff[t + 1]
-    F[:, :] = 0.0
+    m = F.shape[0]
+    if upper:
+        for i in range(m):
+            F[i, i:] = 0.0
+    else:
+        F[:, :] = 0.0
     for k in range(s):
         loc[i0 + k] = k
     for k in range(b1 - b0):
@@ -169,22 +182,30 @@ def assemble(t, F, ptr, boff, bidx, cptr, cidx, soff, stk, a_ptr, a_idx, a_val,
     for r in range(i0, i1):
         for p in range(a_ptr[r], a_ptr[r + 1]):
             j = a_idx[p]
-            if j >= i0:
+            if j >= (r if upper else i0):
                 F[r - i0, loc[j]] += a_val[p]
-        for p in range(t_ptr[r], t_ptr[r + 1]):
-            j = t_idx[p]
-            if j >= i1:
-                F[loc[j], r - i0] += t_val[p]
+        if not upper:
+            for p in range(t_ptr[r], t_ptr[r + 1]):
+                j = t_idx[p]
+                if j >= i1:
+                    F[loc[j], r - i0] += t_val[p]
+    width = 0
+    for q in range(cptr[t], cptr[t + 1]):
+        c = cidx[q]
+        width = max(width, boff[c + 1] - boff[c])
+    pos = np.empty(width, dtype=np.int64)
     for q in range(cptr[t], cptr[t + 1]):
         c = cidx[q]
         c0 = boff[c]
         bc = boff[c + 1] - c0
         base = soff[c]
         for u in range(bc):
-            lu = loc[bidx[c0 + u]]
+            pos[u] = loc[bidx[c0 + u]]
+        for u in range(bc):
+            Fu = F[pos[u]]
             row = base + u * bc
-            for v in range(bc):
-                F[lu, loc[bidx[c0 + v]]] += stk[row + v]
+            for v in range(u if upper else 0, bc):
+                Fu[pos[v]] += stk[row + v]
     for k in range(s):
         loc[i0 + k] = -1
     for k in range(b1 - b0):
