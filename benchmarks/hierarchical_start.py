@@ -190,6 +190,7 @@ def main(argv=None):
         return 0
 
     sides = QUICK_SIDES if args.quick else SIDES
+    args.out.mkdir(parents=True, exist_ok=True)  # now, not after the runs
     t_run = time.perf_counter()
     results = []
     families = [f for f in args.families.split(",") if f]
