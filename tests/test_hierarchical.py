@@ -295,17 +295,12 @@ def test_upper_assembly_is_the_upper_triangle_of_the_front():
     # the symmetric factorization assembles only F's upper triangle; it must
     # be the full front's, entry for entry, with the children's updates on
     # the stack (random, not symmetric: only their upper halves may be read)
+    from learned_precond._hierarchical.factorization import permuted_csr
     from learned_precond._hierarchical.fronts import assemble, symbolic
 
     A = _laplace(20)
     tree = nested_dissection(A, leaf_size=8)
-    Ap = sp.csr_array(A[tree.perm][:, tree.perm])
-    Ap.sort_indices()
-    ApT = sp.csr_array(Ap.T)
-    ApT.sort_indices()
-    mats = tuple(np.asarray(x, dtype=dt) for M_ in (Ap, ApT)
-                 for x, dt in ((M_.indptr, np.int64), (M_.indices, np.int64),
-                               (M_.data, np.float64)))
+    mats = permuted_csr(A, tree.perm)
     ptr = np.asarray(tree.ptr, dtype=np.int64)
     boff, bidx, cptr, cidx, soff, peak, status = symbolic(
         ptr, np.asarray(tree.parent, dtype=np.int64), mats[0], mats[1], mats[3], mats[4])

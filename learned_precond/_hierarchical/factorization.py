@@ -303,6 +303,19 @@ def _offsets(sizes):
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
+def permuted_csr(A, perm):
+    """``A[perm][:, perm]`` and its transpose as CSR arrays for the compiled
+    kernels: ``(indptr, indices, data)`` of each (sorted indices; int64,
+    float64), six arrays in all."""
+    Ap = sp.csr_array(A)[perm][:, perm]
+    Ap.sort_indices()
+    ApT = sp.csr_array(Ap.T)
+    ApT.sort_indices()
+    return tuple(np.asarray(x, dtype=dt) for M_ in (Ap, ApT)
+                 for x, dt in ((M_.indptr, np.int64), (M_.indices, np.int64),
+                               (M_.data, np.float64)))
+
+
 def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
                                time_limit=None, probes=None, dense_entries=None,
                                compiled=True):
@@ -356,15 +369,9 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
     if dense_entries is None:
         dense_entries = DENSE_ENTRIES
     n = A.shape[0]
-    Ap = sp.csr_array(A)[tree.perm][:, tree.perm]
     Tp = (None if probes is None
           else np.asarray(probes, dtype=np.float64).reshape(n, -1)[tree.perm])
-    Ap.sort_indices()
-    ApT = sp.csr_array(Ap.T)
-    ApT.sort_indices()
-    mats = tuple(np.asarray(x, dtype=dt) for M_ in (Ap, ApT)
-                 for x, dt in ((M_.indptr, np.int64), (M_.indices, np.int64),
-                               (M_.data, np.float64)))
+    mats = permuted_csr(A, tree.perm)
     T = tree.n_nodes
     ptr = np.asarray(tree.ptr, dtype=np.int64)
     max_rank = np.iinfo(np.int64).max if rank is None else int(rank)
