@@ -56,6 +56,23 @@ def test_schur_test_flags_an_indefinite_coupling():
     assert not _keeps_definite(1.1 * one, 1.1 * one, one, one)
 
 
+def test_an_spd_rebuild_is_the_whole_tree_at_the_tighter_tolerance(kernel):
+    # At tol 0.1 a node of this kernel loses definiteness: the whole tree is
+    # rebuilt at 0.01, so the result is the direct build at 0.01 (same
+    # seeded sketches, the exact leaves reused), not a tree whose subtrees
+    # that passed stay at 0.1.
+    A, X = kernel
+    perm, f = hodlr_factorization(A, X, leaf_size=64, tol=0.1, symmetric=True)
+    perm0, f0 = hodlr_factorization(A, X, leaf_size=64, tol=0.01, symmetric=True)
+    assert f.stats["spd_retries"] == 1 and f.stats["tol"] == pytest.approx(0.01)
+    assert f0.stats["spd_retries"] == 0
+    assert f.stats["n_nodes"] > f0.stats["n_nodes"]  # the first attempt's nodes count
+    np.testing.assert_array_equal(perm, perm0)
+    assert f.stats["ranks_by_level"] == f0.stats["ranks_by_level"]
+    B = np.random.default_rng(3).standard_normal((A.shape[0], 2))
+    np.testing.assert_array_equal(f.solve(B), f0.solve(B))
+
+
 def test_spd_kernel_gives_an_spd_preconditioner_for_cg(kernel):
     A, X = kernel
     M = LearnedLU.fit(A, init="hodlr", coords=X, seed=0)

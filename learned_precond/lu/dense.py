@@ -246,7 +246,8 @@ def fit_dense(A_user, A_prime, piv, opts, report, clock, *, symmetric):
     report.notes.append(
         f"dense HODLR start: {start_stats['n_leaves']} leaves, ranks by level "
         f"{start_stats['ranks_by_level']}, {start_stats['floats_per_unknown']:.1f} floats "
-        f"per unknown, {start_stats['spd_retries']} SPD recompression(s)")
+        f"per unknown, {start_stats['spd_retries']} SPD rebuild(s) of the whole tree ten "
+        f"times tighter (tolerance {start_stats['tol']:.0e})")
     report.notes.append(
         f"training: {passes} tighter refactorization(s), {kept} kept; {start_merit:.3g} -> "
         f"{merit:.3g} {'CG' if sym else 'GMRES'} iterations on a random right-hand side "
