@@ -28,8 +28,9 @@ def _dense_asymmetry(A):
     """``(max |a_ij - a_ji|, max |a_ij|)`` of a dense square ``A`` (NaN if ``A`` has one).
 
     Float64 and float32 go through a compiled pass over square tiles
-    (:func:`_asymmetry_tiles`: no temporaries, each entry read once; 0.48 s
-    against numpy's 1.1-2.3 s on a 16384 x 16384 A here); other dtypes through
+    (:func:`_asymmetry_tiles`: no temporaries, each entry read once, tile rows
+    in parallel; 0.48 s on one thread against numpy's 1.1-2.3 s on a 16384 x
+    16384 A here); other dtypes through
     :func:`_dense_asymmetry_reference`, the numpy version it is tested against.
     """
     if A.dtype in (np.float64, np.float32):  # (an empty A: both loops are empty)
@@ -61,31 +62,56 @@ def _dense_asymmetry_reference(A):
 _TILE = 64
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _asymmetry_tiles(A):
     """``(max |a_ij - a_ji|, max |a_ij|)`` over tile pairs ``(I, J)``, ``J >= I``;
-    NaN for both as soon as an entry is NaN."""
+    NaN for both when an entry is NaN. The tile rows ``I`` run in parallel,
+    each with its own maxima (and its own NaN flag: it stops at its first)."""
     n = A.shape[0]
-    worst = 0.0
-    top = 0.0
-    for i0 in range(0, n, _TILE):
-        i1 = min(i0 + _TILE, n)
-        for j0 in range(i0, n, _TILE):
-            j1 = min(j0 + _TILE, n)
-            for i in range(i0, i1):
-                for j in range(max(j0, i), j1):
-                    u = float(A[i, j])
-                    v = float(A[j, i])
-                    if u != u or v != v:
-                        return np.nan, np.nan
-                    d = abs(u - v)
-                    if d > worst:
-                        worst = d
-                    if abs(u) > top:
-                        top = abs(u)
-                    if abs(v) > top:
-                        top = abs(v)
-    return worst, top
+    rows = (n + _TILE - 1) // _TILE
+    worst = np.zeros(rows)
+    top = np.zeros(rows)
+    nan = np.zeros(rows, dtype=np.bool_)
+    # tile row r holds rows - r tiles: pairing r with rows - 1 - r gives every
+    # parallel step the same work (the threads take contiguous steps)
+    for k in numba.prange((rows + 1) // 2):
+        _tile_row(A, k, worst, top, nan)
+        if rows - 1 - k != k:
+            _tile_row(A, rows - 1 - k, worst, top, nan)
+    if rows == 0:
+        return 0.0, 0.0
+    if nan.any():
+        return np.nan, np.nan
+    return worst.max(), top.max()
+
+
+@numba.njit(cache=True, nogil=True)
+def _tile_row(A, r, worst, top, nan):
+    """The maxima of :func:`_asymmetry_tiles` over tile row ``r``, into ``worst[r]``, ``top[r]``."""
+    n = A.shape[0]
+    i0 = r * _TILE
+    i1 = min(i0 + _TILE, n)
+    w = 0.0
+    t = 0.0
+    for j0 in range(i0, n, _TILE):
+        if nan[r]:
+            break
+        j1 = min(j0 + _TILE, n)
+        for i in range(i0, i1):
+            for j in range(max(j0, i), j1):
+                u = float(A[i, j])
+                v = float(A[j, i])
+                if u != u or v != v:
+                    nan[r] = True
+                d = abs(u - v)
+                if d > w:
+                    w = d
+                if abs(u) > t:
+                    t = abs(u)
+                if abs(v) > t:
+                    t = abs(v)
+    worst[r] = w
+    top[r] = t
 
 
 def is_symmetric(A, *, rtol=1e-12):
