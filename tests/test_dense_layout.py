@@ -135,3 +135,29 @@ def test_dense_layout_errors_are_clear(kernel, tmp_path):
         LearnedLU.fit(A, init=M)
     with pytest.raises(PreconditionerSetupError, match="time_budget"):
         LearnedLU.fit(A, init="hodlr", coords=X, rank_tol=0.0, time_budget=1e-3)
+
+
+@pytest.mark.parametrize("decay", ["fast", "slow"])
+def test_range_finder_skips_its_power_step_only_when_the_sample_misses_little(decay):
+    # A block with singular values 0.5^i (fast) needs no power step; one with
+    # 1/(i+1) (slow) has a tail beyond any sample that a power step reduces.
+    # Either way the compression is close to the optimal truncation.
+    from learned_precond._hodlr import _Builder
+
+    rng = np.random.default_rng(7)
+    n = 300
+    U = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    i = np.arange(n)
+    sv = 0.5 ** i if decay == "fast" else 1.0 / (i + 1)
+    A = np.zeros((2 * n, 2 * n))
+    A[:n, n:] = (U * sv) @ V.T
+    idx = np.arange(2 * n)
+    tol = 1e-2
+    builder = _Builder(A, idx, {}, tol, None, False, None, 0, {})
+    P, Q = builder.compress(idx[:n], idx[n:], 0, tol)
+    assert (builder.power_steps == 0) == (decay == "fast")
+    r = int(np.count_nonzero(sv > tol * sv[0]))
+    assert abs(P.shape[1] - r) <= 0.1 * r  # (1/(i+1): 94 of 99 with the power step)
+    err = np.linalg.norm(A[:n, n:] - P @ Q.T, 2)
+    assert err <= 3 * tol * sv[0]
