@@ -161,3 +161,34 @@ def test_range_finder_skips_its_power_step_only_when_the_sample_misses_little(de
     assert abs(P.shape[1] - r) <= 0.1 * r  # (1/(i+1): 94 of 99 with the power step)
     err = np.linalg.norm(A[:n, n:] - P @ Q.T, 2)
     assert err <= 3 * tol * sv[0]
+
+
+@pytest.mark.parametrize("pass_cost", [1e9, 0.0])
+def test_training_stops_after_a_few_iterations_when_no_pass_can_pay(kernel, monkeypatch,
+                                                                    pass_cost):
+    # A tighter pass costs about a factorization (its stats' seconds, set
+    # here so the decision does not depend on the clock): when the solve that
+    # the first EARLY_ITERATIONS extrapolate to is cheaper, the run ends
+    # there; otherwise the whole run is counted and a pass is tried.
+    import learned_precond.lu.dense as dense
+
+    def timed(*args, **kwargs):
+        perm, factors = hodlr_factorization(*args, **kwargs)
+        factors.stats["seconds"] = pass_cost
+        return perm, factors
+
+    monkeypatch.setattr(dense, "hodlr_factorization", timed)
+    A, X = kernel
+    M = LearnedLU.fit(A, init="hodlr", coords=X, seed=0)
+    rep = M.report
+    full, its, _ = dense._measure(A, M.perm, M.factors, True, 0, float("inf"))
+    assert its > dense.EARLY_ITERATIONS
+    if pass_cost:
+        assert rep.steps == 0 and len(rep.val_history) == 1
+        assert f"extrapolated from {dense.EARLY_ITERATIONS} iterations" in rep.stop_reason
+        # the extrapolated merit is of the order of the counted one
+        assert 0.5 * full <= rep.start_iterations <= 2 * full
+    else:
+        assert rep.steps >= 1 and "extrapolated" not in rep.stop_reason
+        # the start's merit counted, not extrapolated
+        assert rep.start_iterations == int(rep.start_iterations) > dense.EARLY_ITERATIONS

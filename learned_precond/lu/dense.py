@@ -12,7 +12,9 @@ the options and static pivoting stages of :mod:`learned_precond.lu` and then:
    SPD ``A`` keeps an SPD preconditioner (CG);
 3. train: the merit is the Krylov iteration count on a random right-hand
    side (CG for SPD, GMRES otherwise, rtol 1e-8, as in the nested layout);
-   while it is above :data:`~learned_precond.lu.refine.FEW_ITERATIONS`, a
+   the run stops after :data:`EARLY_ITERATIONS` when the solve they
+   extrapolate to is cheaper than a pass (no pass can pay for itself; the
+   merit is then the extrapolated count). While the merit is above :data:`~learned_precond.lu.refine.FEW_ITERATIONS`, a
    pass refactors at a ten times smaller tolerance and is kept when it
    lowers the expected work of a solve (iterations times one product with
    ``A`` plus one application) by :data:`~learned_precond.lu.refine.MIN_GAIN`;
@@ -41,6 +43,10 @@ DENSE_MIN_N = 2048
 MAX_PASSES = 2
 #: Leaves (dense diagonal blocks) hold at most this many unknowns (at least block_size).
 LEAF_SIZE = 256
+#: The start's merit run first stops after this many iterations: when the
+#: solve they extrapolate to costs less than a tighter pass would, no pass
+#: can pay for itself and the run ends there (the merit extrapolated).
+EARLY_ITERATIONS = 3
 
 
 def prefers_dense(A, opts):
@@ -134,8 +140,10 @@ def _start(A, coords, opts, report, sym, deadline):
             report=report) from exc
 
 
-def _measure(A, perm, factors, sym, seed, deadline):
-    """Krylov iterations to RTOL on a random right-hand side (the merit)."""
+def _measure(A, perm, factors, sym, seed, deadline, maxiter=None):
+    """Krylov iterations to RTOL on a random right-hand side (the merit),
+    extrapolated from the residual reduction when ``maxiter`` cuts the run
+    short; and the seconds of the run."""
     n = A.shape[0]
     b = np.random.default_rng(seed).standard_normal(n)
 
@@ -145,12 +153,14 @@ def _measure(A, perm, factors, sym, seed, deadline):
         out[perm] = z
         return out
 
-    maxiter = max(50, min(500, n))
+    if maxiter is None:
+        maxiter = max(50, min(500, n))
+    t = time.perf_counter()
     if sym:
         its, conv, res, _, _ = _cg_lanczos(A, M, b, RTOL, maxiter, deadline, 16)
     else:
         its, conv, res, *_ = _gmres_arnoldi(A, M, b, RTOL, maxiter, deadline, 120)
-    return _merit(its, conv, res, RTOL)
+    return _merit(its, conv, res, RTOL), its, time.perf_counter() - t
 
 
 def _work(n, factors, merit):
@@ -191,21 +201,29 @@ def fit_dense(A_user, A_prime, piv, opts, report, clock, *, symmetric):
     seed = 0 if opts.seed is None else int(opts.seed)
     stop = time.perf_counter() + (train_limit if train_deadline is None
                                   else max(train_deadline.remaining(), 0.0))
-    t_run = time.perf_counter()
-    merit = start_merit = _measure(A, perm, factors, sym, seed, stop)
-    run_seconds = time.perf_counter() - t_run
+    tol = factors.stats["tol"]
+    last_cost = factors.stats["seconds"]
+    # a pass costs about a factorization, and it can save at most the solve:
+    # a few iterations tell whether the solve costs less (then stop there)
+    merit, its, run_seconds = _measure(A, perm, factors, sym, seed, stop, EARLY_ITERATIONS)
+    extrapolated = its == EARLY_ITERATIONS and merit > its
+    if extrapolated:
+        run_seconds *= merit / its
+        if last_cost <= run_seconds:  # a pass may pay: the whole run, counted
+            merit, its, run_seconds = _measure(A, perm, factors, sym, seed, stop)
+            extrapolated = False
+    start_merit = merit
     history = [merit]
     passes = kept = 0
     reason = "max_steps=0" if opts.max_steps == 0 else ""
-    tol = factors.stats["tol"]
-    last_cost = factors.stats["seconds"]
     while not reason:
         if merit <= FEW_ITERATIONS:
             reason = f"converges in {merit:.3g} iterations: nothing to gain"
         elif last_cost > run_seconds:
-            # a pass costs about a factorization; it can save at most the solve
+            how = (f"about {run_seconds:.3g} s, extrapolated from {EARLY_ITERATIONS} "
+                   f"iterations" if extrapolated else f"{run_seconds:.3g} s")
             reason = (f"a tighter pass would cost about {last_cost:.3g} s, more than the "
-                      f"whole solve it could shorten ({run_seconds:.3g} s)")
+                      f"whole solve it could shorten ({how})")
         elif passes >= min(MAX_PASSES, opts.max_steps):
             reason = f"{passes} pass(es), the most allowed"
         elif tol <= 0:
@@ -220,9 +238,7 @@ def fit_dense(A_user, A_prime, piv, opts, report, clock, *, symmetric):
             p2, f2 = _factorize(A, coords, opts, sym, tol, None if train_deadline is None
                                 else train_deadline)
             last_cost = f2.stats["seconds"]
-            t_run = time.perf_counter()
-            m2 = _measure(A, p2, f2, sym, seed, stop)
-            run_seconds = time.perf_counter() - t_run
+            m2, _, run_seconds = _measure(A, p2, f2, sym, seed, stop)
         except (np.linalg.LinAlgError, TimeoutError) as exc:
             reason = f"the pass at tolerance {tol:.0e} failed ({exc})"
             break
