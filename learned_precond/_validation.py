@@ -91,12 +91,12 @@ def dense_scan(arr):
     blocks = max(1, min(numba.get_num_threads(), arr.shape[0]))
     row_bits, col_bits, row_nz, col_nz, nonfinite = _scan_bits(view, itype(mask), itype(inf),
                                                                blocks)
+    top = int(row_bits.max()) if row_bits.size else 0
     return DenseScan(
         row_max=row_bits.view(arr.dtype).astype(np.float64),
         col_max=col_bits.view(arr.dtype).astype(np.float64),
         row_nonzeros=row_nz, col_nonzeros=col_nz, nonfinite=int(nonfinite),
-        largest_bits=int(row_bits.max()) if row_bits.size else 0,
-        largest=_bits_value(int(row_bits.max()) if row_bits.size else 0, arr.dtype))
+        largest_bits=top, largest=_bits_value(top, arr.dtype))
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
