@@ -281,14 +281,36 @@ def test_randomized_gram_eigenpairs_match_eigh(rank):
     np.testing.assert_array_equal(fz._gram_eigh(H, tol, n)[1], W)
 
 
-def test_mirror_upper_copies_the_upper_triangle():
-    from learned_precond._hierarchical.fronts import mirror_upper
+def test_copy_upper_copies_the_upper_triangle_only():
+    from learned_precond._hierarchical.fronts import copy_upper
 
     for b in (1, 5, 64, 131):
         S = np.random.default_rng(b).standard_normal((b, b))
-        want = np.triu(S) + np.triu(S, 1).T
-        mirror_upper(S)
-        np.testing.assert_array_equal(S, want)
+        out = np.full((b, b), np.nan)
+        copy_upper(S, out)
+        np.testing.assert_array_equal(np.triu(out), np.triu(S))
+        assert np.isnan(out[np.tril_indices(b, -1)]).all()
+
+
+@pytest.mark.parametrize("make", [_laplace, lambda n: sp.block_diag(
+    [_laplace(n // 2), _laplace(n // 3), sp.eye_array(3)], format="csr")],
+    ids=["laplace", "disconnected"])
+def test_symmetric_updates_are_read_on_their_upper_triangle_only(make, monkeypatch):
+    # A symmetric update is put on the stack as its upper triangle: with
+    # every other stack entry NaN, the exact (tol = 0) factorization must
+    # still be A's inverse, through the compiled small-front kernel and
+    # through the LAPACK path (``compiled=False`` sends every front there;
+    # the disconnected graph has empty separators, whose front is passed on).
+    import learned_precond._hierarchical.factorization as fz
+
+    monkeypatch.setattr(fz, "_new_stack", lambda size: np.full(size, np.nan))
+    A = sp.csr_array(make(14))
+    n = A.shape[0]
+    tree = nested_dissection(A, leaf_size=8)
+    for compiled in (True, False):
+        f, _ = fz.hierarchical_factorization(A, tree, tol=0.0, symmetric=True,
+                                             compiled=compiled)
+        assert np.allclose(_dense_M(f, tree, n) @ A.toarray(), np.eye(n), atol=1e-10)
 
 
 def test_upper_assembly_is_the_upper_triangle_of_the_front():

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from .fronts import assemble, eliminate_small, mirror_upper, symbolic
+from .fronts import assemble, copy_upper, eliminate_small, symbolic
 from .kernels import substitute, substitute_block
 
 __all__ = ["BLOCK_WIDTH", "HierarchicalFactors", "hierarchical_factorization"]
@@ -299,6 +299,12 @@ def _small_nodes(s, b, tol, max_rank, dense_entries):
     return dense & (s <= SMALL_OWN) & (s + b <= SMALL_FRONT)
 
 
+def _new_stack(size):
+    """The contribution stack (uninitialized: each update is written before it is
+    read; of a symmetric update, only the upper triangle is written or read)."""
+    return np.empty(size)
+
+
 def _offsets(sizes):
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
@@ -387,7 +393,7 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
     s_all, b_all = np.diff(ptr), np.diff(boff)
     small = _small_nodes(s_all, b_all, tol, max_rank, dense_entries) & bool(compiled)
     structure = (ptr, boff, bidx, cptr, cidx, soff)
-    stk = np.empty(int(peak))
+    stk = _new_stack(int(peak))
     loc = np.full(n, -1, dtype=np.int64)
     m_small = s_all[small] + b_all[small]
     buf = np.empty(int((m_small ** 2).max()) if m_small.size else 0)
@@ -447,9 +453,9 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
         if front_buf.size < (s + b) ** 2:
             front_buf = np.empty(int(((s_all + b_all)[~small] ** 2).max()))
         F = front_buf[:(s + b) ** 2].reshape(s + b, s + b)
-        # a symmetric front is read on and above the diagonal only
-        upper = bool(symmetric) and s > 0
-        assemble(t, F, *structure, stk, *mats, loc, upper)
+        # a symmetric front is assembled, read and passed on (its update on
+        # the stack) on and above the diagonal only
+        assemble(t, F, *structure, stk, *mats, loc, bool(symmetric))
         FII, FBB = F[:s, :s], F[s:, s:]
         XL = XUt = None
         if s == 0:  # an empty separator (disconnected parts): pass the updates on
@@ -472,16 +478,16 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
             if b:
                 # S = F_BB - G_L G_L^T, G_L ~ QL XL: syrk on P = QL chol(XL XL^T)
                 # (XL XL^T is I up to rounding: W is orthonormal), written
-                # into the stack in place, upper triangle, then mirrored
+                # into the stack in place, upper triangle only (all the
+                # parent's assembly reads)
                 S = stk[soff[t]:soff[t] + b * b].reshape(b, b)
-                S[...] = FBB
+                copy_upper(FBB, S)
                 if QL.shape[1]:
                     P = QL if XL is None else QL @ _chol_lower(XL @ XL.T)
                     a, ta = _transposed(P)
                     # on the Fortran view S.T: C -= P P^T, its lower triangle
                     # (S's upper) only
                     _syrk(-1.0, a, beta=1.0, c=S.T, trans=1 - ta, lower=1, overwrite_c=1)
-                mirror_upper(S)  # F_BB was assembled on its upper triangle only
         else:
             lu, piv, info = _getrf(FII)
             if info != 0 or not np.all(np.isfinite(lu)):
@@ -535,7 +541,10 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
                 if f in sizes:
                     sizes[f][t] = X.size
         if s == 0:
-            stk[soff[t]:soff[t] + b * b] = S.ravel()
+            if symmetric:
+                copy_upper(S, stk[soff[t]:soff[t] + b * b].reshape(b, b))
+            else:
+                stk[soff[t]:soff[t] + b * b] = S.ravel()
         t += 1
 
     def flat(f, dtype=np.float64):

@@ -11,8 +11,9 @@ calls into LAPACK for 30 x 30 blocks). Three kernels take that over:
   are the top of the stack, and ``S_t`` replaces them.
 - :func:`assemble`: the front ``F`` of one node: A's entries of its rows and
   columns plus the extend-add of its children's updates.
-- :func:`mirror_upper`: the lower triangle of a symmetric update that BLAS
-  ``syrk`` wrote only the upper triangle of (the large fronts' numpy path).
+- :func:`copy_upper`: a symmetric update onto the stack, its upper triangle
+  only (the stack holds no more of a symmetric update: every reader reads
+  the upper triangle, see :func:`assemble`).
 - :func:`eliminate_small`: a run of consecutive small fronts, each assembled,
   eliminated (Cholesky or LU with partial pivoting inside ``I``, right-looking
   on the whole front, so that the fill ``G_L``, ``G_U`` and the update ``S_B``
@@ -27,7 +28,7 @@ reference these kernels are tested against (``tests/test_hierarchical.py``).
 import numba
 import numpy as np
 
-__all__ = ["assemble", "eliminate_small", "mirror_upper", "symbolic"]
+__all__ = ["assemble", "copy_upper", "eliminate_small", "symbolic"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -212,24 +213,17 @@ def assemble(t, F, ptr, boff, bidx, cptr, cidx, soff, stk, a_ptr, a_idx, a_val,
         loc[bidx[b0 + k]] = -1
 
 
-#: Tile of :func:`mirror_upper` (two 64 x 64 tiles of doubles fit in L1/L2).
-_TILE = 64
-
-
 @numba.njit(cache=True, nogil=True)
-def mirror_upper(S):
-    """``S[j, i] = S[i, j]`` for ``j > i``: the lower triangle from the upper, in place.
+def copy_upper(src, dst):
+    """``dst``'s upper triangle (diagonal included) from ``src``'s, row by row.
 
-    Tiled, so that the column-wise reads of the upper triangle stay in cache.
+    A symmetric update lives on the contribution stack as its upper triangle
+    only: every reader (:func:`assemble` with ``upper``) reads no more, so the
+    lower triangle is neither copied nor mirrored.
     """
-    b = S.shape[0]
-    for i0 in range(0, b, _TILE):
-        i1 = min(i0 + _TILE, b)
-        for j0 in range(i0, b, _TILE):
-            j1 = min(j0 + _TILE, b)
-            for j in range(j0, j1):
-                for i in range(i0, min(i1, j)):
-                    S[j, i] = S[i, j]
+    b = src.shape[0]
+    for i in range(b):
+        dst[i, i:] = src[i, i:]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
@@ -250,9 +244,6 @@ def _cholesky_front(F, s, m):
             if u != 0.0:
                 for j in range(i, m):
                     F[i, j] -= u * F[k, j]
-    for i in range(s, m):  # S symmetric: mirror its upper triangle
-        for j in range(i + 1, m):
-            F[j, i] = F[i, j]
     return True
 
 
@@ -300,7 +291,8 @@ def eliminate_small(t0, t1, symmetric, buf, ptr, boff, bidx, cptr, cidx, soff, s
     LAPACK's 0-based interchanges; the identity for Cholesky), ``QL`` (the
     dense ``b x s`` coupling ``G_L``) and, for LU, ``QU`` (the dense
     ``s x b`` ``G_U``); ``qoff`` indexes both. Each node's update is written
-    to the stack at ``soff[t]``. Returns -1, or the first node whose front
+    to the stack at ``soff[t]`` (for ``symmetric``, its upper triangle: the
+    front is assembled and eliminated on its upper triangle only). Returns -1, or the first node whose front
     is singular (not positive definite for ``symmetric``).
     """
     p0 = ptr[t0]
@@ -311,7 +303,7 @@ def eliminate_small(t0, t1, symmetric, buf, ptr, boff, bidx, cptr, cidx, soff, s
         m = s + b
         F = buf[:m * m].reshape(m, m)
         assemble(t, F, ptr, boff, bidx, cptr, cidx, soff, stk, a_ptr, a_idx, a_val,
-                 t_ptr, t_idx, t_val, loc)
+                 t_ptr, t_idx, t_val, loc, symmetric)
         pv = piv[i0 - p0:i1 - p0]
         if symmetric:
             if not _cholesky_front(F, s, m):
@@ -337,7 +329,7 @@ def eliminate_small(t0, t1, symmetric, buf, ptr, boff, bidx, cptr, cidx, soff, s
                     for a in range(b):
                         QU[q0 + i * b + a] = F[i, s + a]
         base = soff[t]
-        for a in range(b):
-            for c in range(b):
+        for a in range(b):  # a symmetric update: its upper triangle only
+            for c in range(a if symmetric else 0, b):
                 stk[base + a * b + c] = F[s + a, s + c]
     return -1
