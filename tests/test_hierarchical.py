@@ -561,3 +561,75 @@ def test_ill_conditioned_factors_stay_in_float64():
         M = LearnedLU.fit(A, seed=0, max_steps=0)
     assert M.factor_dtype == "float64"
     assert any("kept in float64" in note for note in M.report.notes)
+
+
+@pytest.mark.parametrize(("make", "symmetric", "tol", "probes"),
+                         [(_laplace, True, 1e-2, 0), (_laplace, True, 0.0, 0),
+                          (_laplace, True, 1e-2, 3), (_convdiff, False, 1e-2, 0),
+                          (_convdiff, False, 1e-2, 2)],
+                         ids=["cholesky", "cholesky-exact", "cholesky-probes", "lu",
+                              "lu-probes"])
+def test_two_threads_give_the_same_factors_bit_for_bit(make, symmetric, tol, probes,
+                                                       monkeypatch):
+    # Two ranges of subtrees side by side, each with its own scratch arrays and
+    # its own part of the contribution stack: the same operations on the same
+    # numbers as one thread, so the same bits (a stack overlap or a shared
+    # scratch map would change them). The work floor is lifted so that a
+    # small matrix splits too.
+    import learned_precond._hierarchical.factorization as fz
+
+    monkeypatch.setattr(fz, "PARALLEL_MIN_WORK", 0.0)
+    A = make(96)
+    tree = nested_dissection(A, leaf_size=16)
+    b = np.diff(fz.symbolic(np.asarray(tree.ptr, dtype=np.int64),
+                            np.asarray(tree.parent, dtype=np.int64),
+                            *(fz.permuted_csr(A, tree.perm)[i] for i in (0, 1, 3, 4)))[0])
+    groups, _, _ = fz._schedule(tree, b, np.zeros(tree.n_nodes, dtype=np.int64), 2)
+    assert len(groups) == 2 and len(groups[0]) == 2  # the split is taken
+    Z = np.random.default_rng(3).standard_normal((A.shape[0], probes)) if probes else None
+    one, one_stats = hierarchical_factorization(A, tree, tol=tol, symmetric=symmetric,
+                                                probes=Z, threads=1)
+    two, two_stats = hierarchical_factorization(A, tree, tol=tol, symmetric=symmetric,
+                                                probes=Z, threads=2)
+    for name in one._FIELDS:
+        np.testing.assert_array_equal(getattr(two, name), getattr(one, name), err_msg=name)
+    assert two_stats["truncated_nodes"] == one_stats["truncated_nodes"]
+
+
+def test_split_ranges_hold_whole_subtrees_and_balance(monkeypatch):
+    import learned_precond._hierarchical.factorization as fz
+
+    monkeypatch.setattr(fz, "PARALLEL_MIN_WORK", 0.0)
+    A = _laplace(96)
+    tree = nested_dissection(A, leaf_size=16)
+    s = np.diff(tree.ptr)
+    b = np.full(tree.n_nodes, 40)
+    x, y = fz._split(np.asarray(tree.parent), np.asarray(tree.depth), s, b)
+    first = np.arange(tree.n_nodes)
+    for t, p in enumerate(tree.parent):
+        if p >= 0:
+            first[p] = min(first[p], first[t])
+    assert 0 < x < y <= tree.n_nodes
+    assert (first[x:y] >= x).all()  # no subtree of [x, y) starts before x
+    w = fz._work(s, b)
+    assert max(w[:x].sum(), w[x:y].sum()) + w[y:].sum() <= fz.PARALLEL_GAIN * w.sum()
+    # a chain (every node one child) has nothing to run side by side
+    chain = np.append(np.arange(1, 6), -1)
+    assert fz._split(chain, np.arange(5, -1, -1), np.full(6, 10), np.full(6, 5)) is None
+    # and too little work is not worth two threads
+    monkeypatch.setattr(fz, "PARALLEL_MIN_WORK", 2 * w.sum())
+    assert fz._split(np.asarray(tree.parent), np.asarray(tree.depth), s, b) is None
+
+
+def test_two_threads_raise_what_one_thread_raises(monkeypatch):
+    import learned_precond._hierarchical.factorization as fz
+
+    monkeypatch.setattr(fz, "PARALLEL_MIN_WORK", 0.0)
+    A = _laplace(96).tolil()
+    A[5000, 5000] = -10.0  # not positive definite, inside one range
+    A = sp.csr_array(A)
+    tree = nested_dissection(A, leaf_size=16)
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        hierarchical_factorization(A, tree, symmetric=True, threads=2)
+    with pytest.raises(TimeoutError, match="hierarchical factorization passed"):
+        hierarchical_factorization(_laplace(96), tree, time_limit=0.0, threads=2)

@@ -5,6 +5,7 @@ fronts, the truncation of the fill and why the Cholesky variant stays SPD.
 """
 
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -305,6 +306,107 @@ def _new_stack(size):
     return np.empty(size)
 
 
+def _work(s, b):
+    """A node's elimination cost in flops, roughly: its factorization, the fill
+    ``G_L`` and its truncation, the update, and the assembly's entries."""
+    s, b = s.astype(np.float64), b.astype(np.float64)
+    return s ** 3 / 3 + 2 * s * s * b + b * b * np.minimum(s, b) + 50 * (s + b) ** 2
+
+
+#: Two ranges run side by side only when that shortens the estimated
+#: critical path to at most this share of the sequential work ...
+PARALLEL_GAIN = 0.9
+#: ... and the work is at least this many flops (about 10 ms: below it,
+#: starting the threads costs more than they save).
+PARALLEL_MIN_WORK = 2e8
+
+
+def _split(parent, depth, s, b, max_depth=8):
+    """``(x, y)``: nodes ``[0, x)`` and ``[x, y)`` may be eliminated side by side
+    (every node of each has its whole subtree in it), then ``[y, T)``; the
+    pair, among splits at the first node of a subtree of depth at most
+    ``max_depth``, with the shortest estimated critical path
+    ``max(W[0, x), W[x, y)) + W[y, T)`` (:func:`_work`). None when none
+    shortens it below :data:`PARALLEL_GAIN` of the sequential work, or when
+    that is under :data:`PARALLEL_MIN_WORK`.
+    """
+    T = parent.size
+    first = np.arange(T)
+    for t, p in enumerate(parent.tolist()):  # post-order: children before parents
+        if p >= 0 and first[t] < first[p]:
+            first[p] = first[t]
+    cw = np.concatenate([[0.0], np.cumsum(_work(s, b))])
+    if cw[-1] < PARALLEL_MIN_WORK:
+        return None
+    nodes = np.arange(T)
+    best, found = PARALLEL_GAIN * cw[-1], None
+    for x in np.unique(first[(depth <= max_depth) & (first > 0)]).tolist():
+        late = np.flatnonzero((nodes >= x) & (first < x))
+        y = int(late[0]) if late.size else T
+        critical = max(cw[x], cw[y] - cw[x]) + cw[T] - cw[y]
+        if y > x and critical < best:
+            best, found = critical, (x, y)
+    return found
+
+
+def _schedule(tree, b, soff, threads):
+    """How the nodes are eliminated: ``(groups, soff, stack size)``.
+
+    ``groups`` is a list of steps, each a list of node ranges ``(lo, hi)``
+    run at the same time (one worker each). With one thread, one step of
+    ``(0, T)`` and the sequential stack. With two, the ranges of
+    :func:`_split` side by side, then the rest. The sequential stack layout
+    is kept with a gap: the first range's updates stay where they are, and
+    everything placed at or above the stack top that the first range leaves
+    (the second range's updates, and the rest's from there) moves up by the
+    first range's peak above that top, so the second range never writes
+    where the first one still may. The stack grows by that gap.
+    """
+    T = tree.n_nodes
+    sizes = b.astype(np.int64) ** 2
+    sequential = [[(0, T)]], soff, int((soff + sizes).max()) if T else 0
+    if threads < 2 or T < 3:
+        return sequential
+    split = _split(np.asarray(tree.parent, dtype=np.int64),
+                   np.asarray(tree.depth, dtype=np.int64), np.diff(tree.ptr), b)
+    if split is None:
+        return sequential
+    x, y = split
+    top = int(soff[x - 1] + sizes[x - 1])  # the last node of [0, x) is a subtree root
+    peak = int((soff[:x] + sizes[:x]).max())
+    shifted = soff.copy()
+    above = (np.arange(T) >= x) & (soff >= top)
+    shifted[above] += peak - top
+    return [[(0, x), (x, y)], [(y, T)]], shifted, int((shifted + sizes).max())
+
+
+def _run(eliminate, groups, soff):
+    """Every step of ``groups`` in turn, its ranges in threads; the parts in node order.
+
+    The kernels and LAPACK release the GIL. When a worker raises, the others
+    are told to stop at their next node, and the error of the first range
+    that raised is raised.
+    """
+    parts = []
+    for step in groups:
+        if len(step) == 1:
+            parts.append(eliminate(*step[0], soff, []))
+            continue
+        ranges = step
+        cancel = []
+        with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
+            futures = [pool.submit(eliminate, lo, hi, soff, cancel) for lo, hi in ranges]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            if any(f.done() and f.exception() is not None for f in futures):
+                cancel.append(True)
+            wait(futures)
+        for f in futures:
+            if f.exception() is not None:
+                raise f.exception()
+        parts += [f.result() for f in futures]
+    return parts
+
+
 def _offsets(sizes):
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
@@ -324,7 +426,7 @@ def permuted_csr(A, perm):
 
 def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
                                time_limit=None, probes=None, dense_entries=None,
-                               compiled=True):
+                               compiled=True, threads=1):
     """Compressed multifrontal LU of sparse ``A`` (original numbering) on ``tree``.
 
     Parameters
@@ -359,6 +461,12 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
         :data:`SMALL_FRONT`) are eliminated in runs by the compiled kernel
         of :mod:`.fronts`; ``False`` sends every front through numpy and
         LAPACK (the reference the kernel is tested against).
+    threads : int
+        With 2 or more, two ranges of whole subtrees are eliminated side by
+        side in two threads (:func:`_split`, :func:`_schedule`), then the
+        nodes above them. The factors are the same, bit for bit, as with
+        1; the contribution stack grows by one subtree's peak at most, and
+        each thread holds its own largest front.
 
     Returns
     -------
@@ -381,7 +489,7 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
     T = tree.n_nodes
     ptr = np.asarray(tree.ptr, dtype=np.int64)
     max_rank = np.iinfo(np.int64).max if rank is None else int(rank)
-    boff, bidx, cptr, cidx, soff, peak, status = symbolic(
+    boff, bidx, cptr, cidx, soff, _, status = symbolic(
         ptr, np.asarray(tree.parent, dtype=np.int64), mats[0], mats[1], mats[3], mats[4])
     if status == 1:
         raise ValueError("the tree is not in post-order (a node must follow its "
@@ -392,167 +500,181 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
                          "original numbering, or build the tree from A with nested_dissection")
     s_all, b_all = np.diff(ptr), np.diff(boff)
     small = _small_nodes(s_all, b_all, tol, max_rank, dense_entries) & bool(compiled)
-    structure = (ptr, boff, bidx, cptr, cidx, soff)
-    stk = _new_stack(int(peak))
-    loc = np.full(n, -1, dtype=np.int64)
     m_small = s_all[small] + b_all[small]
-    buf = np.empty(int((m_small ** 2).max()) if m_small.size else 0)
-    front_buf = np.empty(0)
+    small_entries = int((m_small ** 2).max()) if m_small.size else 0
 
-    # Per node: entries of each packed array, and the ranks; the arrays
-    # themselves as chunks in node order (one per run of small fronts).
+    # Per node: entries of each packed array, and the ranks (written by node,
+    # so the workers share them); the arrays themselves as chunks in node
+    # order (one per run of small fronts), one list per worker.
     sizes = {f: np.zeros(T, dtype=np.int64) for f in ("diag", "QL", "XL", "XU", "QU")}
-    chunks = {f: [] for f in ("diag", "piv", "QL", "XL", "XU", "QU")}
     kL = np.zeros(T, dtype=np.int64)
     kU = np.zeros(T, dtype=np.int64)
-    n_trunc = 0
 
     def node_error(t):
         kind = "is not positive definite" if symmetric else "is singular"
         return np.linalg.LinAlgError(f"front {t} ({s_all[t]} unknowns) {kind}")
 
-    # runs of consecutive small nodes: [starts[r], ends[r])
-    edges = np.diff(np.concatenate([[0], small.astype(np.int8), [0]]))
-    run_end = dict(zip(np.flatnonzero(edges == 1).tolist(),
-                       np.flatnonzero(edges == -1).tolist()))
-    t = 0
-    while t < T:
-        if time_limit is not None and time.perf_counter() - t_start > time_limit:
-            raise TimeoutError(f"hierarchical factorization passed {time_limit:.1f} s "
-                               f"at node {t} of {T}")
-        if t in run_end:
-            t1 = run_end[t]
-            s, b = s_all[t:t1], b_all[t:t1]
-            q = np.where((s > 0) & (b > 0), s * b, 0)
-            doff, qoff = _offsets(s * s), _offsets(q)
-            diag = np.empty(doff[-1])
-            piv = np.empty(int(s.sum()), dtype=np.int64)
-            QL = np.empty(qoff[-1])
-            QU = np.empty(0 if symmetric else qoff[-1])
-            bad = eliminate_small(t, t1, bool(symmetric), buf, *structure, stk, *mats, loc,
-                                  doff, diag, piv, qoff, QL, QU)
-            if bad >= 0:
-                raise node_error(bad)
-            sizes["diag"][t:t1] = s * s
-            sizes["QL"][t:t1] = q
-            kL[t:t1] = np.where(q > 0, s, 0)
-            chunks["diag"].append(diag)
-            chunks["piv"].append(piv)
-            chunks["QL"].append(QL)
-            if not symmetric:
-                sizes["QU"][t:t1] = q
-                kU[t:t1] = kL[t:t1]
-                chunks["QU"].append(QU)
-            t = t1
-            continue
-        s, b = int(s_all[t]), int(b_all[t])
-        i0, i1 = ptr[t], ptr[t + 1]
-        bnd = bidx[boff[t]:boff[t + 1]]
-        # one buffer for every large front: each is copied out before the next
-        # (a fresh array per front paid its page faults, 8 GB of them at 64^3)
-        if front_buf.size < (s + b) ** 2:
-            front_buf = np.empty(int(((s_all + b_all)[~small] ** 2).max()))
-        F = front_buf[:(s + b) ** 2].reshape(s + b, s + b)
-        # a symmetric front is assembled, read and passed on (its update on
-        # the stack) on and above the diagonal only
-        assemble(t, F, *structure, stk, *mats, loc, bool(symmetric))
-        FII, FBB = F[:s, :s], F[s:, s:]
-        XL = XUt = None
-        if s == 0:  # an empty separator (disconnected parts): pass the updates on
-            S = FBB
-            out = {}
-        elif symmetric:
-            # F_II = R^T R from its upper triangle; the stored factor is C = R^T
-            R, info = _potrf(FII, lower=0, clean=1)
-            if info != 0:
-                raise node_error(t)
-            C = R.T
-            # G_L = F_BI C^-T  <=>  G_L^T = C^-1 F_IB = R^-T F_IB
-            FIB = np.asfortranarray(F[:s, s:])
-            GLt = _trtrs(R, FIB, lower=0, trans=1)[0] if b else np.zeros((s, 0))
-            keep = None
-            if Tp is not None and b:  # the couplings must act exactly on the probes
-                keep = np.hstack([GLt @ Tp[bnd], R @ Tp[i0:i1]])
-            QL, XL = _truncate(GLt.T, tol, max_rank, keep, dense_entries)
-            out = {"diag": C, "piv": np.arange(s, dtype=np.int64), "QL": QL, "XL": XL}
-            if b:
-                # S = F_BB - G_L G_L^T, G_L ~ QL XL: syrk on P = QL chol(XL XL^T)
-                # (XL XL^T is I up to rounding: W is orthonormal), written
-                # into the stack in place, upper triangle only (all the
-                # parent's assembly reads)
-                S = stk[soff[t]:soff[t] + b * b].reshape(b, b)
-                copy_upper(FBB, S)
-                if QL.shape[1]:
-                    P = QL if XL is None else QL @ _chol_lower(XL @ XL.T)
-                    a, ta = _transposed(P)
-                    # on the Fortran view S.T: C -= P P^T, its lower triangle
-                    # (S's upper) only
-                    _syrk(-1.0, a, beta=1.0, c=S.T, trans=1 - ta, lower=1, overwrite_c=1)
-        else:
-            lu, piv, info = _getrf(FII)
-            if info != 0 or not np.all(np.isfinite(lu)):
-                raise node_error(t)
-            # G_L = F_BI U^-1  <=>  U^T G_L^T = F_BI^T;  G_U = L^-1 P F_IB
-            if b:
-                FIB, FBI = np.asfortranarray(F[:s, s:]), np.asfortranarray(F[s:, :s].T)
-                GLt = _trtrs(lu, FBI, lower=0, trans=1)[0]
-                GU = _trtrs(lu, FIB[_row_permutation(piv)], lower=1, unitdiag=1)[0]
+    def eliminate(lo, hi, soff, cancel):
+        """Nodes ``lo <= t < hi`` in order, with their own scratch arrays:
+        ``(chunks, truncated)``, or None when ``cancel`` became true."""
+        structure = (ptr, boff, bidx, cptr, cidx, soff)
+        loc = np.full(n, -1, dtype=np.int64)
+        buf = np.empty(small_entries)
+        front_buf = np.empty(0)
+        chunks = {f: [] for f in ("diag", "piv", "QL", "XL", "XU", "QU")}
+        n_trunc = 0
+        # runs of consecutive small nodes inside the range: start -> end
+        edges = np.diff(np.concatenate([[0], small[lo:hi].astype(np.int8), [0]]))
+        run_end = dict(zip((lo + np.flatnonzero(edges == 1)).tolist(),
+                           (lo + np.flatnonzero(edges == -1)).tolist()))
+        t = lo
+        while t < hi:
+            if cancel:
+                return None
+            if time_limit is not None and time.perf_counter() - t_start > time_limit:
+                raise TimeoutError(f"hierarchical factorization passed {time_limit:.1f} s "
+                                   f"at node {t} of {T}")
+            if t in run_end:
+                t1 = run_end[t]
+                s, b = s_all[t:t1], b_all[t:t1]
+                q = np.where((s > 0) & (b > 0), s * b, 0)
+                doff, qoff = _offsets(s * s), _offsets(q)
+                diag = np.empty(doff[-1])
+                piv = np.empty(int(s.sum()), dtype=np.int64)
+                QL = np.empty(qoff[-1])
+                QU = np.empty(0 if symmetric else qoff[-1])
+                bad = eliminate_small(t, t1, bool(symmetric), buf, *structure, stk, *mats, loc,
+                                      doff, diag, piv, qoff, QL, QU)
+                if bad >= 0:
+                    raise node_error(bad)
+                sizes["diag"][t:t1] = s * s
+                sizes["QL"][t:t1] = q
+                kL[t:t1] = np.where(q > 0, s, 0)
+                chunks["diag"].append(diag)
+                chunks["piv"].append(piv)
+                chunks["QL"].append(QL)
+                if not symmetric:
+                    sizes["QU"][t:t1] = q
+                    kU[t:t1] = kL[t:t1]
+                    chunks["QU"].append(QU)
+                t = t1
+                continue
+            s, b = int(s_all[t]), int(b_all[t])
+            i0, i1 = ptr[t], ptr[t + 1]
+            bnd = bidx[boff[t]:boff[t + 1]]
+            # one buffer for every large front: each is copied out before the next
+            # (a fresh array per front paid its page faults, 8 GB of them at 64^3)
+            if front_buf.size < (s + b) ** 2:
+                front_buf = np.empty(int(((s_all + b_all)[lo:hi][~small[lo:hi]] ** 2).max()))
+            F = front_buf[:(s + b) ** 2].reshape(s + b, s + b)
+            # a symmetric front is assembled, read and passed on (its update on
+            # the stack) on and above the diagonal only
+            assemble(t, F, *structure, stk, *mats, loc, bool(symmetric))
+            FII, FBB = F[:s, :s], F[s:, s:]
+            XL = XUt = None
+            if s == 0:  # an empty separator (disconnected parts): pass the updates on
+                S = FBB
+                out = {}
+            elif symmetric:
+                # F_II = R^T R from its upper triangle; the stored factor is C = R^T
+                R, info = _potrf(FII, lower=0, clean=1)
+                if info != 0:
+                    raise node_error(t)
+                C = R.T
+                # G_L = F_BI C^-T  <=>  G_L^T = C^-1 F_IB = R^-T F_IB
+                FIB = np.asfortranarray(F[:s, s:])
+                GLt = _trtrs(R, FIB, lower=0, trans=1)[0] if b else np.zeros((s, 0))
+                keep = None
+                if Tp is not None and b:  # the couplings must act exactly on the probes
+                    keep = np.hstack([GLt @ Tp[bnd], R @ Tp[i0:i1]])
+                QL, XL = _truncate(GLt.T, tol, max_rank, keep, dense_entries)
+                out = {"diag": C, "piv": np.arange(s, dtype=np.int64), "QL": QL, "XL": XL}
+                if b:
+                    # S = F_BB - G_L G_L^T, G_L ~ QL XL: syrk on P = QL chol(XL XL^T)
+                    # (XL XL^T is I up to rounding: W is orthonormal), written
+                    # into the stack in place, upper triangle only (all the
+                    # parent's assembly reads)
+                    S = stk[soff[t]:soff[t] + b * b].reshape(b, b)
+                    copy_upper(FBB, S)
+                    if QL.shape[1]:
+                        P = QL if XL is None else QL @ _chol_lower(XL @ XL.T)
+                        a, ta = _transposed(P)
+                        # on the Fortran view S.T: C -= P P^T, its lower triangle
+                        # (S's upper) only
+                        _syrk(-1.0, a, beta=1.0, c=S.T, trans=1 - ta, lower=1, overwrite_c=1)
             else:
-                GLt = GU = np.zeros((s, 0))
-            keep_l = keep_u = None
-            if Tp is not None and b:  # the couplings must act exactly on the probes
-                keep_l, keep_u = np.triu(lu) @ Tp[i0:i1], GU @ Tp[bnd]
-            QL, XL = _truncate(GLt.T, tol, max_rank, keep_l, dense_entries)
-            QUt, XUt = _truncate(GU.T, tol, max_rank, keep_u, dense_entries)
-            QU = QUt.T
-            out = {"diag": lu, "piv": np.asarray(piv, dtype=np.int64), "QL": QL, "XL": XL,
-                   "QU": QU, "XU": None if XUt is None else XUt.T}
-            kU[t] = QU.shape[0]
-            if b:
-                # S = F_BB - G_L G_U, G_L ~ QL XL, G_U ~ XU QU: one gemm whose
-                # inner dimension is the smaller rank, into the stack in place
-                XU = out["XU"]
-                if QL.shape[1] <= QU.shape[0]:
-                    left = QL
-                    if XL is None:
-                        right = QU if XU is None else XU @ QU
-                    else:
-                        right = (XL if XU is None else XL @ XU) @ QU
+                lu, piv, info = _getrf(FII)
+                if info != 0 or not np.all(np.isfinite(lu)):
+                    raise node_error(t)
+                # G_L = F_BI U^-1  <=>  U^T G_L^T = F_BI^T;  G_U = L^-1 P F_IB
+                if b:
+                    FIB, FBI = np.asfortranarray(F[:s, s:]), np.asfortranarray(F[s:, :s].T)
+                    GLt = _trtrs(lu, FBI, lower=0, trans=1)[0]
+                    GU = _trtrs(lu, FIB[_row_permutation(piv)], lower=1, unitdiag=1)[0]
                 else:
-                    right = QU
-                    if XU is None:
-                        left = QL if XL is None else QL @ XL
+                    GLt = GU = np.zeros((s, 0))
+                keep_l = keep_u = None
+                if Tp is not None and b:  # the couplings must act exactly on the probes
+                    keep_l, keep_u = np.triu(lu) @ Tp[i0:i1], GU @ Tp[bnd]
+                QL, XL = _truncate(GLt.T, tol, max_rank, keep_l, dense_entries)
+                QUt, XUt = _truncate(GU.T, tol, max_rank, keep_u, dense_entries)
+                QU = QUt.T
+                out = {"diag": lu, "piv": np.asarray(piv, dtype=np.int64), "QL": QL, "XL": XL,
+                       "QU": QU, "XU": None if XUt is None else XUt.T}
+                kU[t] = QU.shape[0]
+                if b:
+                    # S = F_BB - G_L G_U, G_L ~ QL XL, G_U ~ XU QU: one gemm whose
+                    # inner dimension is the smaller rank, into the stack in place
+                    XU = out["XU"]
+                    if QL.shape[1] <= QU.shape[0]:
+                        left = QL
+                        if XL is None:
+                            right = QU if XU is None else XU @ QU
+                        else:
+                            right = (XL if XU is None else XL @ XU) @ QU
                     else:
-                        left = QL @ (XU if XL is None else XL @ XU)
-                S = stk[soff[t]:soff[t] + b * b].reshape(b, b)
-                S[...] = FBB
-                if left.shape[1]:
-                    # S^T (the Fortran view of the C-order S) -= right^T left^T
-                    (a, ta), (c, tc) = _transposed(right), _transposed(left)
-                    _gemm(-1.0, a, c, beta=1.0, c=S.T, trans_a=ta, trans_b=tc,
-                          overwrite_c=1)
-        if s:
-            kL[t] = out["QL"].shape[1]
-        n_trunc += XL is not None
-        for f, X in out.items():
-            if X is not None:
-                X = np.ascontiguousarray(X).ravel()
-                chunks[f].append(X)
-                if f in sizes:
-                    sizes[f][t] = X.size
-        if s == 0:
-            if symmetric:
-                copy_upper(S, stk[soff[t]:soff[t] + b * b].reshape(b, b))
-            else:
-                stk[soff[t]:soff[t] + b * b] = S.ravel()
-        t += 1
+                        right = QU
+                        if XU is None:
+                            left = QL if XL is None else QL @ XL
+                        else:
+                            left = QL @ (XU if XL is None else XL @ XU)
+                    S = stk[soff[t]:soff[t] + b * b].reshape(b, b)
+                    S[...] = FBB
+                    if left.shape[1]:
+                        # S^T (the Fortran view of the C-order S) -= right^T left^T
+                        (a, ta), (c, tc) = _transposed(right), _transposed(left)
+                        _gemm(-1.0, a, c, beta=1.0, c=S.T, trans_a=ta, trans_b=tc,
+                              overwrite_c=1)
+            if s:
+                kL[t] = out["QL"].shape[1]
+            n_trunc += XL is not None
+            for f, X in out.items():
+                if X is not None:
+                    X = np.ascontiguousarray(X).ravel()
+                    chunks[f].append(X)
+                    if f in sizes:
+                        sizes[f][t] = X.size
+            if s == 0:
+                if symmetric:
+                    copy_upper(S, stk[soff[t]:soff[t] + b * b].reshape(b, b))
+                else:
+                    stk[soff[t]:soff[t] + b * b] = S.ravel()
+            t += 1
+        return chunks, n_trunc
 
-    # The working arrays (and every view of them) go before the factors are
-    # packed, and each packed array's chunks as soon as it is: the packing
+    groups, soff_run, size = _schedule(tree, b_all, soff, int(threads))
+    stk = _new_stack(size)
+    parts = _run(eliminate, groups, soff_run)
+    chunks = {f: [X for part in parts for X in part[0][f]] for f in parts[0][0]}
+    n_trunc = sum(part[1] for part in parts)
+    parts = None
+
+    # The stack goes before the factors are packed (the workers' fronts went
+    # with them), and each packed array's chunks as soon as it is: the packing
     # then adds the largest array to the chunks, not all of them plus the
     # fronts and the stack (3-D Poisson 64^3: traced peak 1646 -> 1189 MiB,
     # now the loop's own, chunks + stack + front buffer).
-    stk = front_buf = buf = F = FII = FBB = S = None
+    stk = None
 
     def flat(f, dtype=np.float64):
         parts = chunks.pop(f)

@@ -67,12 +67,26 @@ def _factorize(A_prime, tree, opts, sym, deadline, probes=None):
     from threadpoolctl import threadpool_limits
 
     limit = None if deadline is None else max(deadline.remaining(), 0.0)
-
+    threads = factorization_threads()
     # Most fronts are small: BLAS threads cost more than they give there, and
-    # on a busy machine they oversubscribe (20x slower measured on 2 cores).
+    # on a busy machine they oversubscribe (20x slower measured on 2 cores;
+    # on 3-D Poisson's largest fronts, 2 BLAS threads took 10.2 s where 1
+    # took 4.4). The factorization's own threads run whole subtrees instead.
     with threadpool_limits(limits=1, user_api="blas"):
         return hierarchical_factorization(A_prime, tree, tol=opts.rank_tol, rank=opts.rank,
-                                          symmetric=sym, time_limit=limit, probes=probes)
+                                          symmetric=sym, time_limit=limit, probes=probes,
+                                          threads=threads)
+
+
+def factorization_threads():
+    """Threads of the hierarchical factorization: 2 when BLAS may use 2 or more
+    (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` or a ``threadpoolctl``
+    limit around the fit say how many), else 1."""
+    from threadpoolctl import threadpool_info
+
+    counts = [int(info.get("num_threads") or 1) for info in threadpool_info()
+              if info.get("user_api") == "blas"]
+    return 2 if counts and min(counts) >= 2 else 1
 
 
 def _start(A_prime, tree, opts, report, sym, deadline):
