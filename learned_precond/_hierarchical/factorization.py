@@ -321,29 +321,38 @@ PARALLEL_GAIN = 0.9
 PARALLEL_MIN_WORK = 2e8
 
 
-def _split(parent, depth, s, b, max_depth=8):
-    """``(x, y)``: nodes ``[0, x)`` and ``[x, y)`` may be eliminated side by side
-    (every node of each has its whole subtree in it), then ``[y, T)``; the
-    pair, among splits at the first node of a subtree of depth at most
-    ``max_depth``, with the shortest estimated critical path
-    ``max(W[0, x), W[x, y)) + W[y, T)`` (:func:`_work`). None when none
-    shortens it below :data:`PARALLEL_GAIN` of the sequential work, or when
-    that is under :data:`PARALLEL_MIN_WORK`.
-    """
-    T = parent.size
-    first = np.arange(T)
+def _subtree_starts(parent):
+    """``first[t]``: the first node of ``t``'s subtree (post-order: contiguous)."""
+    first = np.arange(parent.size)
     for t, p in enumerate(parent.tolist()):  # post-order: children before parents
         if p >= 0 and first[t] < first[p]:
             first[p] = first[t]
-    cw = np.concatenate([[0.0], np.cumsum(_work(s, b))])
-    if cw[-1] < PARALLEL_MIN_WORK:
+    return first
+
+
+def _split(first, depth, cw, lo=0, max_depth=8):
+    """``(x, y)``: once the nodes before ``lo`` are eliminated, nodes
+    ``[lo, x)`` and ``[x, y)`` may be eliminated side by side (no node of
+    the second needs one of the first: its subtree starts at ``x`` or
+    later), then ``[y, T)``.
+
+    Among splits at the first node of a subtree of depth at most
+    ``max_depth``, the one with the shortest estimated critical path
+    ``max(W[lo, x), W[x, y)) + W[y, T)``, with ``W`` the cumulated
+    :func:`_work` ``cw``. None when none shortens it below
+    :data:`PARALLEL_GAIN` of ``W[lo, T)``, or when that is under
+    :data:`PARALLEL_MIN_WORK`.
+    """
+    T = first.size
+    total = cw[T] - cw[lo]
+    if total < PARALLEL_MIN_WORK:
         return None
     nodes = np.arange(T)
-    best, found = PARALLEL_GAIN * cw[-1], None
-    for x in np.unique(first[(depth <= max_depth) & (first > 0)]).tolist():
+    best, found = PARALLEL_GAIN * total, None
+    for x in np.unique(first[(depth <= max_depth) & (first > lo)]).tolist():
         late = np.flatnonzero((nodes >= x) & (first < x))
         y = int(late[0]) if late.size else T
-        critical = max(cw[x], cw[y] - cw[x]) + cw[T] - cw[y]
+        critical = max(cw[x] - cw[lo], cw[y] - cw[x]) + cw[T] - cw[y]
         if y > x and critical < best:
             best, found = critical, (x, y)
     return found
@@ -354,30 +363,47 @@ def _schedule(tree, b, soff, threads):
 
     ``groups`` is a list of steps, each a list of node ranges ``(lo, hi)``
     run at the same time (one worker each). With one thread, one step of
-    ``(0, T)`` and the sequential stack. With two, the ranges of
-    :func:`_split` side by side, then the rest. The sequential stack layout
-    is kept with a gap: the first range's updates stay where they are, and
-    everything placed at or above the stack top that the first range leaves
-    (the second range's updates, and the rest's from there) moves up by the
-    first range's peak above that top, so the second range never writes
-    where the first one still may. The stack grows by that gap.
+    ``(0, T)`` and the sequential stack. With two, the two ranges of
+    :func:`_split` side by side, then :func:`_split` again on the nodes
+    after them, until nothing is worth splitting; the rest in one range.
+
+    The sequential stack layout is kept with a gap per split: the first
+    range's updates stay where they are, and everything placed at or above
+    the stack top the first range leaves (by the second range and by all
+    later nodes) moves up past the highest entry the first range writes or
+    reads (the updates earlier steps left for it), so the second range
+    never writes where the first one still may. This is the
+    sequential layout of a stack with a hole in it, so it stays valid for
+    every later node. The stack grows by the gaps.
     """
     T = tree.n_nodes
     sizes = b.astype(np.int64) ** 2
-    sequential = [[(0, T)]], soff, int((soff + sizes).max()) if T else 0
     if threads < 2 or T < 3:
-        return sequential
-    split = _split(np.asarray(tree.parent, dtype=np.int64),
-                   np.asarray(tree.depth, dtype=np.int64), np.diff(tree.ptr), b)
-    if split is None:
-        return sequential
-    x, y = split
-    top = int(soff[x - 1] + sizes[x - 1])  # the last node of [0, x) is a subtree root
-    peak = int((soff[:x] + sizes[:x]).max())
+        return [[(0, T)]], soff, int((soff + sizes).max()) if T else 0
+    parent = np.asarray(tree.parent, dtype=np.int64)
+    first = _subtree_starts(parent)
+    depth = np.asarray(tree.depth, dtype=np.int64)
+    cw = np.concatenate([[0.0], np.cumsum(_work(np.diff(tree.ptr), b))])
+    nodes = np.arange(T)
     shifted = soff.copy()
-    above = (np.arange(T) >= x) & (soff >= top)
-    shifted[above] += peak - top
-    return [[(0, x), (x, y)], [(y, T)]], shifted, int((shifted + sizes).max())
+    groups = []
+    lo = 0
+    while lo < T:
+        split = _split(first, depth, cw, lo)
+        if split is None:
+            groups.append([(lo, T)])
+            break
+        x, y = split
+        top = int(shifted[x - 1] + sizes[x - 1])  # node x - 1 pushed last
+        # the first range writes up to its peak, and reads what earlier
+        # steps left on the stack for it (live until it is assembled)
+        live = (nodes < lo) & (parent >= lo)
+        peak = int(max((shifted[lo:x] + sizes[lo:x]).max(),
+                       (shifted[live] + sizes[live]).max() if live.any() else 0))
+        shifted[(nodes >= x) & (shifted >= top)] += max(peak - top, 0)
+        groups.append([(lo, x), (x, y)])
+        lo = y
+    return groups, shifted, int((shifted + sizes).max())
 
 
 def _run(eliminate, groups, soff):
