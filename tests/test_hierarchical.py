@@ -15,6 +15,7 @@ from learned_precond._hierarchical import (
     separates,
     solve_reference,
 )
+from learned_precond._hierarchical.tree import subtree_starts
 
 
 def _laplace(n):
@@ -609,7 +610,7 @@ def test_split_ranges_hold_whole_subtrees_and_balance(monkeypatch):
     tree = nested_dissection(A, leaf_size=16)
     s = np.diff(tree.ptr)
     b = np.full(tree.n_nodes, 40)
-    first = fz._subtree_starts(np.asarray(tree.parent))
+    first = subtree_starts(np.asarray(tree.parent))
     w = fz._work(s, b)
     cw = np.concatenate([[0.0], np.cumsum(w)])
     groups, _, _ = fz._schedule(tree, b, np.zeros(tree.n_nodes, dtype=np.int64), 2)
@@ -624,7 +625,7 @@ def test_split_ranges_hold_whole_subtrees_and_balance(monkeypatch):
             fz.PARALLEL_GAIN * w[lo:].sum()
     assert fz._split(first, np.asarray(tree.depth), cw) == (groups[0][1][0], groups[0][1][1])
     # a chain (every node one child) has nothing to run side by side
-    chain = fz._subtree_starts(np.append(np.arange(1, 6), -1))
+    chain = subtree_starts(np.append(np.arange(1, 6), -1))
     assert fz._split(chain, np.arange(5, -1, -1), np.arange(7.0) * 1e9) is None
     # and too little work is not worth two threads
     monkeypatch.setattr(fz, "PARALLEL_MIN_WORK", 2 * w.sum())

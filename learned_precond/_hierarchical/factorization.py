@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from .fronts import assemble, copy_upper, eliminate_small, symbolic
 from .kernels import substitute, substitute_block
+from .tree import subtree_starts
 
 __all__ = ["BLOCK_WIDTH", "HierarchicalFactors", "hierarchical_factorization"]
 
@@ -321,15 +322,6 @@ PARALLEL_GAIN = 0.9
 PARALLEL_MIN_WORK = 2e8
 
 
-def _subtree_starts(parent):
-    """``first[t]``: the first node of ``t``'s subtree (post-order: contiguous)."""
-    first = np.arange(parent.size)
-    for t, p in enumerate(parent.tolist()):  # post-order: children before parents
-        if p >= 0 and first[t] < first[p]:
-            first[p] = first[t]
-    return first
-
-
 def _split(first, depth, cw, lo=0, max_depth=8):
     """``(x, y)``: once the nodes before ``lo`` are eliminated, nodes
     ``[lo, x)`` and ``[x, y)`` may be eliminated side by side (no node of
@@ -381,7 +373,7 @@ def _schedule(tree, b, soff, threads):
     if threads < 2 or T < 3:
         return [[(0, T)]], soff, int((soff + sizes).max()) if T else 0
     parent = np.asarray(tree.parent, dtype=np.int64)
-    first = _subtree_starts(parent)
+    first = subtree_starts(parent)
     depth = np.asarray(tree.depth, dtype=np.int64)
     cw = np.concatenate([[0.0], np.cumsum(_work(np.diff(tree.ptr), b))])
     nodes = np.arange(T)
@@ -418,10 +410,9 @@ def _run(eliminate, groups, soff):
         if len(step) == 1:
             parts.append(eliminate(*step[0], soff, []))
             continue
-        ranges = step
         cancel = []
-        with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
-            futures = [pool.submit(eliminate, lo, hi, soff, cancel) for lo, hi in ranges]
+        with ThreadPoolExecutor(max_workers=len(step)) as pool:
+            futures = [pool.submit(eliminate, lo, hi, soff, cancel) for lo, hi in step]
             wait(futures, return_when=FIRST_EXCEPTION)
             if any(f.done() and f.exception() is not None for f in futures):
                 cancel.append(True)
@@ -489,10 +480,10 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
         LAPACK (the reference the kernel is tested against).
     threads : int
         With 2 or more, two ranges of whole subtrees are eliminated side by
-        side in two threads (:func:`_split`, :func:`_schedule`), then the
-        nodes above them. The factors are the same, bit for bit, as with
-        1; the contribution stack grows by one subtree's peak at most, and
-        each thread holds its own largest front.
+        side in two threads, step after step up the tree (:func:`_split`,
+        :func:`_schedule`). The factors are the same, bit for bit, as with
+        1; the contribution stack grows by a gap per step, and each thread
+        holds its own largest front.
 
     Returns
     -------

@@ -211,6 +211,18 @@ def nested_dissection(A, *, leaf_size=32, seed=0, time_limit=None, method="auto"
                             depth=np.asarray(depths, dtype=np.int64), method="metis")
 
 
+def subtree_starts(parent):
+    """``first[t]``: the first node of ``t``'s subtree, for a tree in post-order
+    (``parent[t] > t``, -1 at roots), whose subtree of ``t`` is then the
+    contiguous node range ``first[t]..t``."""
+    parent = np.asarray(parent)
+    first = np.arange(parent.size)
+    for t, p in enumerate(parent.tolist()):  # children before parents
+        if p >= 0 and first[t] < first[p]:
+            first[p] = first[t]
+    return first
+
+
 def separates(A, tree):
     """Whether ``tree`` is a nested dissection of the graph of ``A``.
 
@@ -227,12 +239,7 @@ def separates(A, tree):
     T = tree.n_nodes
     owner = np.empty(n, dtype=np.int64)
     owner[tree.perm] = np.repeat(np.arange(T), tree.sizes)
-    # Post-order: the subtree of t is the contiguous node range first[t]..t.
-    first = np.arange(T)
-    for t in range(T):
-        p = tree.parent[t]
-        if p >= 0 and first[t] < first[p]:
-            first[p] = first[t]
+    first = subtree_starts(tree.parent)
     C = sp.coo_array(A)
     keep = C.data != 0  # stored zeros are not edges (as in adjacency_pattern)
     a, b = owner[C.row[keep]], owner[C.col[keep]]
