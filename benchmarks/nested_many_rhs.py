@@ -113,10 +113,11 @@ def document(N, rows, threads, rounds):
         "and every low-rank coupling of a node becomes a row operation over the "
         "columns (unit stride) and each stored factor entry is read once per pass "
         "instead of once per column. k = 1 uses the single-vector kernel either way "
-        "(its speed-up is 1 up to noise). Up to 64 columns are one pass on one "
-        f"thread; wider blocks are split into 64-column chunks run in parallel "
-        f"(numba threads here: {threads}). A single `M @ x` also runs on one thread, "
-        "so the k <= 64 rows compare one thread with one thread.",
+        "(its speed-up is 1 up to noise). Up to 64 columns are one pass over the "
+        f"nodes, and so is a single `M @ x`: with two or more numba threads (here: "
+        f"{threads}) both run two ranges of whole subtrees side by side "
+        "([nested_apply.md](nested_apply.md)), so the k <= 64 rows compare like with "
+        "like. Wider blocks are split into 64-column chunks run in parallel instead.",
         "",
         "## Environment",
         "",

@@ -704,3 +704,87 @@ def test_threaded_stack_layout_has_no_live_overlap(dim, monkeypatch):
     assert size == int((shifted + sizes).max())
     # without the gaps the threads would overwrite each other's updates
     assert _stack_conflicts(parent, groups, soff, sizes) != []
+
+
+def _split_factors(make, symmetric, monkeypatch):
+    import learned_precond._hierarchical.factorization as fz
+
+    monkeypatch.setattr(fz, "SPLIT_MIN_ENTRIES", 0)
+    if make == "3d":  # a level-set tree, unbalanced at the top
+        A = sp.csr_array(problems.laplace_3d(12))
+        tree = nested_dissection(A, leaf_size=8, method="level_set")
+    else:
+        A = make(64)
+        tree = nested_dissection(A, leaf_size=16)
+    f, _ = hierarchical_factorization(A, tree, tol=1e-2, symmetric=symmetric)
+    return f
+
+
+@pytest.mark.parametrize(("make", "symmetric"),
+                         [(_laplace, True), (_convdiff, False), ("3d", True)],
+                         ids=["cholesky", "lu", "3d-cholesky"])
+def test_vector_substitution_on_two_threads_matches_one(make, symmetric, monkeypatch):
+    # Two ranges of subtrees side by side: the first half's updates of their
+    # common ancestors' rows are summed from two copies (so they agree with
+    # one thread to rounding, not bit for bit), the second half only reads
+    # those rows. Both agree with the plain reference loop.
+    from learned_precond._hierarchical.factorization import _substitute_split
+    from learned_precond._hierarchical.kernels import substitute, substitute_block
+
+    f = _split_factors(make, symmetric, monkeypatch)
+    steps = f.substitution_steps()
+    assert steps is not None and np.any(steps[:, 1] < steps[:, 2])  # a split is taken
+    assert steps[0, 0] == 0 and steps[-1, 2] == f.n_nodes
+    assert np.array_equal(steps[1:, 0], steps[:-1, 2])  # the steps cover the nodes in order
+    y = np.random.default_rng(4).standard_normal(f.n)
+    Y = np.random.default_rng(5).standard_normal((f.n, 5))
+    for transposed in (False, True):
+        if transposed and symmetric:
+            continue
+        one, two = y.copy(), y.copy()
+        substitute(symmetric, transposed, *f._arrays(), one)
+        _substitute_split(symmetric, transposed, steps, f._arrays(), two.reshape(-1, 1))
+        np.testing.assert_allclose(two, one, rtol=0, atol=1e-12 * np.abs(one).max())
+        np.testing.assert_allclose(two, solve_reference(f, y, transposed=transposed),
+                                   rtol=0, atol=1e-10 * np.abs(one).max())
+        # a block of columns in one pass, split the same way
+        ones, twos = Y.copy(), Y.copy()
+        substitute_block(symmetric, transposed, *f._arrays(), ones, BLOCK_WIDTH)
+        _substitute_split(symmetric, transposed, steps, f._arrays(), twos)
+        np.testing.assert_allclose(twos, ones, rtol=0, atol=1e-12 * np.abs(ones).max())
+    # solve() takes the split when numba has two threads, and the one-thread
+    # kernel otherwise: the same vector either way
+    import numba
+
+    threads = numba.get_num_threads()
+    got, gots = f.solve(y), f.solve(Y)
+    try:
+        numba.set_num_threads(1)
+        np.testing.assert_allclose(f.solve(y), got, rtol=0, atol=1e-12 * np.abs(got).max())
+        np.testing.assert_allclose(f.solve(Y), gots, rtol=0, atol=1e-12 * np.abs(gots).max())
+    finally:
+        numba.set_num_threads(threads)
+
+
+def test_vector_substitution_split_refuses_unsafe_ranges(monkeypatch):
+    # A boundary row of the first range inside the second range would make the
+    # two threads write the same rows: such a split is not used.
+    import learned_precond._hierarchical.factorization as fz
+
+    f = _split_factors(_laplace, True, monkeypatch)
+    steps = f.substitution_steps()
+    lo, x, y = (int(v) for v in steps[0])
+    assert x < y
+    # a node of [lo, x) with boundary rows: its last one (not its first, which
+    # names its parent) moved into the second range's rows
+    t = next(t for t in range(lo, x) if f.boff[t + 1] - f.boff[t] >= 2)
+    bad = fz.HierarchicalFactors(n=f.n, symmetric=f.symmetric,
+                                 **{name: getattr(f, name).copy() for name in f._FIELDS})
+    bad.bidx[bad.boff[t + 1] - 1] = bad.ptr[x]
+    got = bad.substitution_steps()
+    assert got is None or tuple(got[0]) != (lo, x, y)
+    # too little work for two threads: one thread
+    monkeypatch.setattr(fz, "SPLIT_MIN_ENTRIES", 10 ** 12)
+    fresh = fz.HierarchicalFactors(n=f.n, symmetric=f.symmetric,
+                                   **{name: getattr(f, name) for name in f._FIELDS})
+    assert fresh.substitution_steps() is None

@@ -6,14 +6,15 @@ fronts, the truncation of the fill and why the Cholesky variant stays SPD.
 
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .fronts import assemble, copy_upper, eliminate_small, symbolic
-from .kernels import substitute, substitute_block
+from .kernels import substitute, substitute_block, substitute_range
 from .tree import subtree_starts
 
 __all__ = ["BLOCK_WIDTH", "HierarchicalFactors", "hierarchical_factorization"]
@@ -61,6 +62,8 @@ class HierarchicalFactors:
     XU: np.ndarray
     quoff: np.ndarray
     QU: np.ndarray
+    #: :meth:`substitution_steps`, once computed (not part of the factors' state)
+    _steps: np.ndarray = field(default=None, init=False, repr=False, compare=False)
 
     _FIELDS = ("ptr", "boff", "bidx", "doff", "diag", "piv", "kL", "qloff", "QL", "xloff",
                "XL", "kU", "xuoff", "XU", "quoff", "QU")
@@ -118,18 +121,32 @@ class HierarchicalFactors:
         """``M^T Y``: the same loops on the transposed factors."""
         return self._substitute(Y, transposed=not self.symmetric)
 
+    def substitution_steps(self):
+        """The two-thread schedule of a vector's substitution
+        (:func:`~learned_precond._hierarchical.kernels.substitute_split`),
+        or None when one thread does as well (computed once)."""
+        if self._steps is None:
+            self._steps = _substitution_steps(self)
+        return self._steps if self._steps.size else None
+
     def _substitute(self, Y, transposed):
         Y = np.asarray(Y, dtype=np.float64)
         vec = Y.ndim == 1
         Y = Y.reshape(self.n, -1)
         symmetric = self.symmetric and not transposed
-        if Y.shape[1] == 1:
+        X = np.array(Y, dtype=np.float64, order="C")
+        # Up to BLOCK_WIDTH columns are one pass over the nodes: on two
+        # threads, two ranges of subtrees side by side; wider blocks run
+        # their chunks in parallel instead.
+        steps = (self.substitution_steps()
+                 if numba.get_num_threads() >= 2 and X.shape[1] <= BLOCK_WIDTH else None)
+        if steps is not None:
+            _substitute_split(symmetric, transposed, steps, self._arrays(), X)
+        elif X.shape[1] == 1:
             # One column: the vector kernel (row operations over one column
             # would pay the loop overhead of the blocked kernel for nothing).
-            X = np.array(Y, dtype=np.float64, order="F")
-            substitute(symmetric, transposed, *self._arrays(), X)
+            substitute(symmetric, transposed, *self._arrays(), X.reshape(-1))
         else:
-            X = np.array(Y, dtype=np.float64, order="C")
             substitute_block(symmetric, transposed, *self._arrays(), X, BLOCK_WIDTH)
         return X[:, 0] if vec else X
 
@@ -322,7 +339,7 @@ PARALLEL_GAIN = 0.9
 PARALLEL_MIN_WORK = 2e8
 
 
-def _split(first, depth, cw, lo=0, max_depth=8):
+def _split(first, depth, cw, lo=0, max_depth=8, min_work=None):
     """``(x, y)``: once the nodes before ``lo`` are eliminated, nodes
     ``[lo, x)`` and ``[x, y)`` may be eliminated side by side (no node of
     the second needs one of the first: its subtree starts at ``x`` or
@@ -333,11 +350,11 @@ def _split(first, depth, cw, lo=0, max_depth=8):
     ``max(W[lo, x), W[x, y)) + W[y, T)``, with ``W`` the cumulated
     :func:`_work` ``cw``. None when none shortens it below
     :data:`PARALLEL_GAIN` of ``W[lo, T)``, or when that is under
-    :data:`PARALLEL_MIN_WORK`.
+    ``min_work`` (default :data:`PARALLEL_MIN_WORK`, read at call time).
     """
     T = first.size
     total = cw[T] - cw[lo]
-    if total < PARALLEL_MIN_WORK:
+    if total < (PARALLEL_MIN_WORK if min_work is None else min_work):
         return None
     nodes = np.arange(T)
     best, found = PARALLEL_GAIN * total, None
@@ -396,6 +413,111 @@ def _schedule(tree, b, soff, threads):
         groups.append([(lo, x), (x, y)])
         lo = y
     return groups, shifted, int((shifted + sizes).max())
+
+
+#: A vector's substitution runs on two threads from this many entries read
+#: (factor entries, plus a few per row for the indices): below, starting
+#: the threads and copying the vector cost about what they save.
+SPLIT_MIN_ENTRIES = 2**17
+
+
+def _substitution_steps(f):
+    """``steps`` of :func:`~learned_precond._hierarchical.kernels.substitute_split`
+    (S x 3 int64; empty: one thread).
+
+    The tree is that of the factors' own structure: a node's parent is the
+    node that owns its first boundary row (so the factors need not carry
+    the ordering tree). The ranges are :func:`_split`'s, on the entries each
+    node reads, split again after each split as in :func:`_schedule`; a
+    split whose first range has a boundary row in the second is not used
+    (it cannot happen on a post-ordered tree; the check keeps the kernel
+    race-free whatever the factors).
+    """
+    T = f.n_nodes
+    none = np.zeros((0, 3), dtype=np.int64)
+    if T < 3:
+        return none
+    s, b = np.diff(f.ptr), np.diff(f.boff)
+    work = (np.diff(f.doff) + np.diff(f.qloff) + np.diff(f.xloff) + np.diff(f.xuoff)
+            + np.diff(f.quoff) + 4 * (s + b)).astype(np.float64)
+    if work.sum() < SPLIT_MIN_ENTRIES:
+        return none
+    owner = np.repeat(np.arange(T, dtype=np.int64), s)
+    parent = np.full(T, -1, dtype=np.int64)
+    has = b > 0
+    if has.any():
+        parent[has] = owner[np.minimum.reduceat(f.bidx, f.boff[:-1][has])]
+    nodes = np.arange(T)
+    if np.any(parent[has] <= nodes[has]):
+        return none  # not post-ordered: no split is known to be safe
+    depth = np.zeros(T, dtype=np.int64)
+    for t in range(T - 1, -1, -1):
+        if parent[t] >= 0:
+            depth[t] = depth[parent[t]] + 1
+    first = subtree_starts(parent)
+    cw = np.concatenate([[0.0], np.cumsum(work)])
+    steps, lo = [], 0
+    while lo < T:
+        split = _split(first, depth, cw, lo, min_work=SPLIT_MIN_ENTRIES)
+        if split is not None:
+            x, y = split
+            rows = f.bidx[f.boff[lo]:f.boff[x]]
+            if np.any((rows >= f.ptr[x]) & (rows < f.ptr[y])):
+                split = None
+        if split is None:
+            steps.append((lo, T, T))
+            break
+        steps.append((lo, x, y))
+        lo = y
+    if all(mid == hi for _, mid, hi in steps):
+        return none
+    return np.array(steps, dtype=np.int64).reshape(-1, 3)
+
+
+_POOL = []
+
+
+def _pool():
+    """The one worker thread that runs the second range of a split substitution."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=1,
+                                        thread_name_prefix="learned_precond-substitution"))
+    return _POOL[0]
+
+
+def _substitute_split(symmetric, transposed, steps, arrays, X):
+    """In place, X C-ordered (N, m): ``M X`` with the two ranges of each of
+    ``steps`` (:func:`_substitution_steps`) side by side, the second one in
+    a worker thread (the kernel releases the GIL).
+
+    In the forward half both ranges write their common ancestors' rows (rows
+    ``ptr[hi]`` on): the second range works on a copy of its rows and
+    those, whose changes are added afterwards, so the result agrees with
+    one thread to rounding. The backward half runs the steps in reverse;
+    there both ranges only read those rows.
+    """
+    ptr = arrays[0]
+    for first in (True, False):
+        for lo, mid, hi in (steps if first else steps[::-1]).tolist():
+            if mid == hi:
+                substitute_range(first, transposed, symmetric, lo, hi, *arrays, X)
+                continue
+            r1, r2 = int(ptr[mid]), int(ptr[hi])
+            if first:
+                saved = X[r2:].copy()
+                X1 = np.empty_like(X)
+                X1[r1:] = X[r1:]
+            else:
+                X1 = X
+            job = _pool().submit(substitute_range, first, transposed, symmetric, mid, hi,
+                                 *arrays, X1)
+            try:
+                substitute_range(first, transposed, symmetric, lo, mid, *arrays, X)
+            finally:
+                job.result()
+            if first:
+                X[r1:r2] = X1[r1:r2]
+                X[r2:] += X1[r2:] - saved
 
 
 def _run(eliminate, groups, soff):

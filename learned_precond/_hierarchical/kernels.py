@@ -9,25 +9,77 @@ solve_reference` is the plain loop these kernels are tested against.
 import numba
 import numpy as np
 
-__all__ = ["substitute", "substitute_block"]
+__all__ = ["substitute", "substitute_block", "substitute_range"]
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def substitute(symmetric, transposed, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL,
-               xloff, XL, kU, xuoff, XU, quoff, QU, X):
-    """In place, every column of X: ``x <- M x`` (``M^T x`` when ``transposed``)."""
-    T = ptr.size - 1
+@numba.njit(cache=True, nogil=True)
+def _kmax(kL, kU):
     kmax = 1
-    for t in range(T):
+    for t in range(kL.size):
         kmax = max(kmax, kL[t], kU[t])
-    for col in numba.prange(X.shape[1]):
-        tmp = np.empty(kmax)
-        if transposed:
-            _transposed_column(ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL,
-                               kU, xuoff, XU, quoff, QU, X[:, col], tmp)
-        else:
-            _column(symmetric, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL,
-                    kU, xuoff, XU, quoff, QU, X[:, col], tmp)
+    return kmax
+
+
+@numba.njit(cache=True, nogil=True)
+def substitute(symmetric, transposed, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL,
+               xloff, XL, kU, xuoff, XU, quoff, QU, x):
+    """In place, the contiguous vector x: ``x <- M x`` (``M^T x`` when ``transposed``).
+
+    One thread. ``x`` must be a contiguous 1-D array (a column of an (N, 1)
+    array is typed as a strided view, whose loops vectorize less well).
+    """
+    T = ptr.size - 1
+    tmp = np.empty(_kmax(kL, kU))
+    if transposed:
+        _forward_transposed(symmetric, 0, T, ptr, boff, bidx, doff, diag, piv, kL, qloff,
+                            QL, xloff, XL, kU, xuoff, XU, quoff, QU, x, tmp)
+        _backward_transposed(symmetric, 0, T, ptr, boff, bidx, doff, diag, piv, kL, qloff,
+                             QL, xloff, XL, kU, xuoff, XU, quoff, QU, x, tmp)
+    else:
+        _forward(symmetric, 0, T, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff,
+                 XL, kU, xuoff, XU, quoff, QU, x, tmp)
+        _backward(symmetric, 0, T, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff,
+                  XL, kU, xuoff, XU, quoff, QU, x, tmp)
+
+
+@numba.njit(cache=True, nogil=True)
+def _half(first, transposed, symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL,
+          qloff, QL, xloff, XL, kU, xuoff, XU, quoff, QU, x, tmp):
+    if first and transposed:
+        _forward_transposed(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL,
+                            qloff, QL, xloff, XL, kU, xuoff, XU, quoff, QU, x, tmp)
+    elif first:
+        _forward(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL,
+                 xloff, XL, kU, xuoff, XU, quoff, QU, x, tmp)
+    elif transposed:
+        _backward_transposed(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL,
+                             qloff, QL, xloff, XL, kU, xuoff, XU, quoff, QU, x, tmp)
+    else:
+        _backward(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL,
+                  xloff, XL, kU, xuoff, XU, quoff, QU, x, tmp)
+
+
+@numba.njit(cache=True, nogil=True)
+def substitute_range(first, transposed, symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv,
+                     kL, qloff, QL, xloff, XL, kU, xuoff, XU, quoff, QU, X):
+    """In place, X C-ordered (N, m): nodes ``t0..t1-1`` of the forward half
+    (``first``) or of the backward half of ``M X`` (``M^T X``); the vector
+    kernel when m = 1, else one pass of the blocked one.
+
+    The halves of :func:`substitute` and of one chunk of
+    :func:`substitute_block`, a range of nodes at a time:
+    :meth:`~learned_precond._hierarchical.factorization.HierarchicalFactors.solve`
+    runs two ranges of whole subtrees side by side in two threads with it.
+    """
+    m = X.shape[1]
+    if m == 1:
+        _half(first, transposed, symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL,
+              qloff, QL, xloff, XL, kU, xuoff, XU, quoff, QU, X.reshape(X.shape[0]),
+              np.empty(_kmax(kL, kU)))
+    else:
+        _block_half(first, transposed, symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv,
+                    kL, qloff, QL, xloff, XL, kU, xuoff, XU, quoff, QU, X, 0, m,
+                    np.empty((_kmax(kL, kU), m)))
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -178,10 +230,10 @@ def _lower_transposed_solve(D, d0, s, x, i0, unit):
 
 
 @numba.njit(cache=True, nogil=True)
-def _column(symmetric, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL, kU,
-            xuoff, XU, quoff, QU, x, tmp):
-    T = ptr.size - 1
-    for t in range(T):  # forward: y_I = L_t^-1 P y_I;  y_B -= QL XL y_I
+def _forward(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff,
+             XL, kU, xuoff, XU, quoff, QU, x, tmp):
+    # nodes t0..t1-1 of M x's first half: each writes its own rows and its boundary's
+    for t in range(t0, t1):  # forward: y_I = L_t^-1 P y_I;  y_B -= QL XL y_I
         i0 = ptr[t]
         s = ptr[t + 1] - i0
         if symmetric:
@@ -200,7 +252,13 @@ def _column(symmetric, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, X
         if b and k:
             _encode_add(XL, xloff[t], k, s, x, i0, tmp, xloff[t + 1] == xloff[t])
             _scatter_sub_rows(QL, qloff[t], b, k, bidx, b0, x, tmp)
-    for t in range(T - 1, -1, -1):  # backward: x_I = U_t^-1 (y_I - G_U x_B)
+
+
+@numba.njit(cache=True, nogil=True)
+def _backward(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff,
+              XL, kU, xuoff, XU, quoff, QU, x, tmp):
+    # nodes t1-1..t0 of the second half: each reads its boundary, writes its own rows
+    for t in range(t1 - 1, t0 - 1, -1):  # backward: x_I = U_t^-1 (y_I - G_U x_B)
         i0 = ptr[t]
         s = ptr[t + 1] - i0
         b0 = boff[t]
@@ -220,10 +278,10 @@ def _column(symmetric, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, X
 
 
 @numba.njit(cache=True, nogil=True)
-def _transposed_column(ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL, kU,
-                       xuoff, XU, quoff, QU, x, tmp):
-    T = ptr.size - 1
-    for t in range(T):  # U^T w = x: w_I = U_t^-T x_I;  x_B -= G_U^T w_I
+def _forward_transposed(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL, qloff,
+                        QL, xloff, XL, kU, xuoff, XU, quoff, QU, x, tmp):
+    # M^T's first half (``symmetric`` unused: M^T of a Cholesky is M)
+    for t in range(t0, t1):  # U^T w = x: w_I = U_t^-T x_I;  x_B -= G_U^T w_I
         i0 = ptr[t]
         s = ptr[t + 1] - i0
         _upper_transposed_solve(diag, doff[t], s, x, i0)
@@ -233,7 +291,12 @@ def _transposed_column(ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, X
         if b and k:
             _encode_cols(XU, xuoff[t], s, k, x, i0, tmp, xuoff[t + 1] == xuoff[t])
             _scatter_sub_cols(QU, quoff[t], k, b, bidx, b0, x, tmp)
-    for t in range(T - 1, -1, -1):  # L^T v = w: v_I = P^T L_t^-T (w_I - G_L^T v_B)
+
+
+@numba.njit(cache=True, nogil=True)
+def _backward_transposed(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL, qloff,
+                         QL, xloff, XL, kU, xuoff, XU, quoff, QU, x, tmp):
+    for t in range(t1 - 1, t0 - 1, -1):  # L^T v = w: v_I = P^T L_t^-T (w_I - G_L^T v_B)
         i0 = ptr[t]
         s = ptr[t + 1] - i0
         b0 = boff[t]
@@ -378,10 +441,9 @@ def _block_lower_transposed(D, d0, s, X, i0, unit, c0, c1):
 
 
 @numba.njit(cache=True, nogil=True)
-def _block(symmetric, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL, kU,
-           xuoff, XU, quoff, QU, X, c0, c1, tmp):
-    T = ptr.size - 1
-    for t in range(T):  # forward: Y_I = L_t^-1 P Y_I;  Y_B -= QL (XL Y_I)
+def _block_forward(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL,
+                   xloff, XL, kU, xuoff, XU, quoff, QU, X, c0, c1, tmp):
+    for t in range(t0, t1):  # forward: Y_I = L_t^-1 P Y_I;  Y_B -= QL (XL Y_I)
         i0 = ptr[t]
         s = ptr[t + 1] - i0
         if not symmetric:
@@ -396,7 +458,12 @@ def _block(symmetric, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL
             else:
                 _gather(XL, xloff[t], s, 1, k, s, bidx, 0, i0, True, X, c0, c1, tmp)
             _scatter(QL, qloff[t], k, 1, k, b, bidx, b0, 0, False, X, c0, c1, tmp)
-    for t in range(T - 1, -1, -1):  # backward: X_I = U_t^-1 (Y_I - G_U X_B)
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_backward(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL,
+                    xloff, XL, kU, xuoff, XU, quoff, QU, X, c0, c1, tmp):
+    for t in range(t1 - 1, t0 - 1, -1):  # backward: X_I = U_t^-1 (Y_I - G_U X_B)
         i0 = ptr[t]
         s = ptr[t + 1] - i0
         b0 = boff[t]
@@ -422,10 +489,10 @@ def _block(symmetric, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL
 
 
 @numba.njit(cache=True, nogil=True)
-def _block_transposed(ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL, kU,
-                      xuoff, XU, quoff, QU, X, c0, c1, tmp):
-    T = ptr.size - 1
-    for t in range(T):  # U^T W = X: W_I = U_t^-T X_I;  X_B -= G_U^T W_I = QU^T (XU^T W_I)
+def _block_forward_transposed(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL,
+                              qloff, QL, xloff, XL, kU, xuoff, XU, quoff, QU, X, c0, c1,
+                              tmp):
+    for t in range(t0, t1):  # U^T W = X: W_I = U_t^-T X_I;  X_B -= G_U^T W_I = QU^T (XU^T W_I)
         i0 = ptr[t]
         s = ptr[t + 1] - i0
         _block_upper_transposed(diag, doff[t], s, X, i0, c0, c1)
@@ -438,7 +505,13 @@ def _block_transposed(ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL
             else:
                 _gather(XU, xuoff[t], 1, k, k, s, bidx, 0, i0, True, X, c0, c1, tmp)
             _scatter(QU, quoff[t], 1, b, k, b, bidx, b0, 0, False, X, c0, c1, tmp)
-    for t in range(T - 1, -1, -1):  # L^T V = W: V_I = P^T L_t^-T (W_I - G_L^T V_B)
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_backward_transposed(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL,
+                               qloff, QL, xloff, XL, kU, xuoff, XU, quoff, QU, X, c0, c1,
+                               tmp):
+    for t in range(t1 - 1, t0 - 1, -1):  # L^T V = W: V_I = P^T L_t^-T (W_I - G_L^T V_B)
         i0 = ptr[t]
         s = ptr[t + 1] - i0
         b0 = boff[t]
@@ -452,6 +525,25 @@ def _block_transposed(ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL
                 _scatter(XL, xloff[t], 1, s, k, s, bidx, 0, i0, True, X, c0, c1, tmp)
         _block_lower_transposed(diag, doff[t], s, X, i0, True, c0, c1)
         _swap_rows(X, i0, s, piv, c0, c1, False)
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_half(first, transposed, symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL,
+                qloff, QL, xloff, XL, kU, xuoff, XU, quoff, QU, X, c0, c1, tmp):
+    if first and transposed:
+        _block_forward_transposed(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL,
+                                  qloff, QL, xloff, XL, kU, xuoff, XU, quoff, QU, X, c0,
+                                  c1, tmp)
+    elif first:
+        _block_forward(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL,
+                       xloff, XL, kU, xuoff, XU, quoff, QU, X, c0, c1, tmp)
+    elif transposed:
+        _block_backward_transposed(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv,
+                                   kL, qloff, QL, xloff, XL, kU, xuoff, XU, quoff, QU, X,
+                                   c0, c1, tmp)
+    else:
+        _block_backward(symmetric, t0, t1, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL,
+                        xloff, XL, kU, xuoff, XU, quoff, QU, X, c0, c1, tmp)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -472,9 +564,6 @@ def substitute_block(symmetric, transposed, ptr, boff, bidx, doff, diag, piv, kL
         c0 = chunk * width
         c1 = min(m, c0 + width)
         tmp = np.empty((kmax, c1 - c0))
-        if transposed:
-            _block_transposed(ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL,
-                              kU, xuoff, XU, quoff, QU, X, c0, c1, tmp)
-        else:
-            _block(symmetric, ptr, boff, bidx, doff, diag, piv, kL, qloff, QL, xloff, XL,
-                   kU, xuoff, XU, quoff, QU, X, c0, c1, tmp)
+        for first in (True, False):
+            _block_half(first, transposed, symmetric, 0, T, ptr, boff, bidx, doff, diag, piv,
+                        kL, qloff, QL, xloff, XL, kU, xuoff, XU, quoff, QU, X, c0, c1, tmp)
