@@ -122,9 +122,9 @@ class HierarchicalFactors:
         return self._substitute(Y, transposed=not self.symmetric)
 
     def substitution_steps(self):
-        """The two-thread schedule of a vector's substitution
-        (:func:`~learned_precond._hierarchical.kernels.substitute_split`),
-        or None when one thread does as well (computed once)."""
+        """The two-thread schedule of a one-pass substitution (one vector, or
+        up to :data:`BLOCK_WIDTH` columns; :func:`_substitute_split`), or
+        None when one thread does as well (computed once)."""
         if self._steps is None:
             self._steps = _substitution_steps(self)
         return self._steps if self._steps.size else None
@@ -422,16 +422,16 @@ SPLIT_MIN_ENTRIES = 2**17
 
 
 def _substitution_steps(f):
-    """``steps`` of :func:`~learned_precond._hierarchical.kernels.substitute_split`
-    (S x 3 int64; empty: one thread).
+    """``steps`` of :func:`_substitute_split` (S x 3 int64; empty: one thread).
 
     The tree is that of the factors' own structure: a node's parent is the
-    node that owns its first boundary row (so the factors need not carry
+    node that owns its lowest boundary row (so the factors need not carry
     the ordering tree). The ranges are :func:`_split`'s, on the entries each
-    node reads, split again after each split as in :func:`_schedule`; a
-    split whose first range has a boundary row in the second is not used
-    (it cannot happen on a post-ordered tree; the check keeps the kernel
-    race-free whatever the factors).
+    node reads, split again after each split as in :func:`_schedule`. A
+    split whose first range has a boundary row in the second is not used:
+    that does not happen with the boundaries the factorization computes,
+    and the check keeps the two threads off each other's rows whatever the
+    factors.
     """
     T = f.n_nodes
     none = np.zeros((0, 3), dtype=np.int64)
