@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, cg, gmres
 
@@ -788,3 +789,109 @@ def test_vector_substitution_split_refuses_unsafe_ranges(monkeypatch):
     fresh = fz.HierarchicalFactors(n=f.n, symmetric=f.symmetric,
                                    **{name: getattr(f, name) for name in f._FIELDS})
     assert fresh.substitution_steps() is None
+
+
+def _single_from(monkeypatch, own):
+    """Fronts of >= ``own`` unknowns in single precision (256 by default:
+    none of this file's small trees would reach it; with ``dense_entries=0``
+    every front goes through LAPACK, where the choice is made)."""
+    from learned_precond._hierarchical import factorization
+
+    monkeypatch.setattr(factorization, "FLOAT32_MIN_OWN", own)
+    return factorization
+
+
+def _cg_iterations(A, f, tree):
+    n = A.shape[0]
+
+    def mv(v):
+        out = np.empty(n)
+        out[tree.perm] = f.solve(v[tree.perm])
+        return out
+
+    count = [0]
+    _, info = cg(A, A @ np.ones(n), M=LinearOperator((n, n), matvec=mv), rtol=1e-8,
+                 maxiter=500, callback=lambda _: count.__setitem__(0, count[0] + 1))
+    assert info == 0
+    return count[0]
+
+
+@pytest.mark.parametrize(("make", "symmetric"), [(_laplace, True), (_convdiff, False)],
+                         ids=["cholesky", "lu"])
+def test_single_precision_fronts_change_the_start_by_their_rounding(make, symmetric,
+                                                                      monkeypatch):
+    A = make(40)
+    n = A.shape[0]
+    tree = nested_dissection(A, leaf_size=16)
+    f64, st64 = hierarchical_factorization(A, tree, tol=1e-2, symmetric=symmetric,
+                                           dense_entries=0)
+    assert st64["single_fronts"] == 0
+    _single_from(monkeypatch, 16)
+    f32, st32 = hierarchical_factorization(A, tree, tol=1e-2, symmetric=symmetric,
+                                           dense_entries=0)
+    assert st32["single_fronts"] > 0 and not st32["single_retried"]
+    assert f32.diag.dtype == f32.QL.dtype == np.float64  # stored in double
+    x = np.random.default_rng(0).standard_normal(n)
+    y32, y64 = f32.solve(x), f64.solve(x)
+    assert np.linalg.norm(y32 - y64) <= 1e-5 * np.linalg.norm(y64)  # measured 1.3e-7, 4.4e-7
+    if symmetric:
+        M = _dense_M(f32, tree, n)
+        np.testing.assert_allclose(M, M.T, atol=1e-12 * np.abs(M).max())
+        assert np.linalg.eigvalsh((M + M.T) / 2).min() > 0
+        assert _cg_iterations(A, f32, tree) == _cg_iterations(A, f64, tree)
+
+
+@pytest.mark.parametrize("tol", [0.0, 1e-4])
+def test_tight_tolerances_keep_every_front_in_double(tol, monkeypatch):
+    A = _laplace(24)
+    tree = nested_dissection(A, leaf_size=8)
+    _single_from(monkeypatch, 1)
+    f, stats = hierarchical_factorization(A, tree, tol=tol, symmetric=True,
+                                               dense_entries=0)
+    assert stats["single_fronts"] == 0
+    if tol == 0:
+        M = _dense_M(f, tree, A.shape[0])
+        assert np.allclose(M @ A.toarray(), np.eye(A.shape[0]), atol=1e-10)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_single_front_factor_is_refused_when_ill_conditioned(symmetric):
+    from learned_precond._hierarchical.factorization import _factor_single
+
+    rng = np.random.default_rng(1)
+    Q = np.linalg.qr(rng.standard_normal((64, 64)))[0]
+    for cond, accepted in ((10.0, True), (1e8, False)):
+        F = (Q * np.geomspace(1.0, 1.0 / cond, 64)) @ Q.T
+        out = _factor_single(np.triu(F) if symmetric else F, symmetric)
+        assert (out is not None) == accepted
+        if out is not None:
+            f, piv = out
+            assert f.dtype == np.float32
+            if symmetric:
+                R = np.triu(f).astype(np.float64)
+                np.testing.assert_allclose(R.T @ R, F, atol=1e-5)
+            else:
+                lu, p = sla.lu_factor(F)
+                np.testing.assert_allclose(np.triu(f), np.triu(lu), atol=1e-4)
+
+
+def test_a_front_failing_after_single_ones_redoes_everything_in_double(monkeypatch):
+    A = _laplace(40)
+    tree = nested_dissection(A, leaf_size=16)
+    f64, _ = hierarchical_factorization(A, tree, tol=1e-2, symmetric=True,
+                                         dense_entries=0)
+    fz = _single_from(monkeypatch, 16)
+    real = fz._factor_single
+
+    def too_small(block, symmetric):
+        # a factor a third too small makes the updates 9x too large: the
+        # ancestors' fronts are no longer positive definite
+        out = real(block, symmetric)
+        return None if out is None else (out[0] / 3, out[1])
+
+    monkeypatch.setattr(fz, "_factor_single", too_small)
+    f, stats = hierarchical_factorization(A, tree, tol=1e-2, symmetric=True,
+                                         dense_entries=0)
+    assert stats["single_retried"] and stats["single_fronts"] == 0
+    for name in ("diag", "QL", "XL"):
+        assert np.array_equal(getattr(f, name), getattr(f64, name))

@@ -26,6 +26,13 @@ vectors (``G_L G_L^T - G~ G~^T`` is positive semidefinite), so every Schur
 complement stays SPD and ``M = (L~ L~^T)^-1`` is SPD: valid for CG.
 
 With ``tol = 0`` it is an exact multifrontal LU (``M = A^-1`` to rounding).
+With ``tol >= 1e-3``, fronts owning at least 256 unknowns (the 3-D
+separators) are factored, and their fill formed and truncated, in single
+precision when LAPACK's condition estimate of the single factor allows
+(``FLOAT32_MIN_*`` in ``factorization``): about twice as fast per call, far
+below the truncation's own error; the stored factors and the updates passed
+up stay double, and a front failing after single ones were used redoes the
+whole factorization in double.
 The dense separator blocks grow with the separators (sqrt(N) in 2-D), the
 compressed couplings with the ranks; see ``docs/results/hierarchical.md``.
 
