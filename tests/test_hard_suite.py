@@ -172,7 +172,7 @@ def test_one_tiny_row_measures_every_method(tiny_records):
     from _hard_suite.measure import METHODS, RTOL
 
     by = {r["method"]: r for r in tiny_records}
-    assert set(by) == set(METHODS) | {"learned_lu (start)"}
+    assert set(by) == set(METHODS) | {"learned_lu (start)", "learned_lu (solves=inf)"}
     A = problems.hard_case("biharmonic_2d", scale=TINY).A
     for name, r in by.items():
         assert "error" not in r and "skipped" not in r, r
@@ -184,6 +184,11 @@ def test_one_tiny_row_measures_every_method(tiny_records):
     t = by["learned_lu"]
     assert t["start_seconds"] + t["train_seconds"] <= t["setup"]
     assert by["learned_lu (start)"]["its"] >= 0
+    many = by["learned_lu (solves=inf)"]
+    # fitted again only where the default stopped at a pass it could not pay for
+    assert many["fit_again"] == ("solves= raises that" in t["stop_reason"])
+    if not many["fit_again"]:
+        assert (many["its"], many["setup"]) == (t["its"], t["setup"])
 
 
 def test_goals_and_page_follow_the_records(tiny_records, tmp_path):
@@ -233,6 +238,13 @@ def test_goal_counts_on_crafted_records():
     worse = [dict(r, its=12) if r["method"] == "learned_lu" and r["row"] == "b" else r
              for r in records]
     assert not evaluate(worse, ["a", "b"])[0].met  # more iterations than the start
+    # the training goal reads the solves=inf fit where there is one (training
+    # allowed on every row), the other goals the default fit
+    many = [rec(row, "learned_lu (solves=inf)", 5, 9.0, start_seconds=0.2, train_seconds=8.0,
+                steps=1, best_step=1, stop_reason="x") for row in ("a", "b")]
+    training, _, _, _, _, within, _ = evaluate(records + many, ["a", "b"])
+    assert training.met and "b: start 10, trained 5 (-50%): >= 30% fewer" in training.lines
+    assert within.met  # judged on the default fits' totals, not the 9 s ones
 
 
 def test_a_case_that_runs_too_long_is_reported_as_timed_out():

@@ -300,7 +300,9 @@ def test_float32_factors_halve_memory_and_match_float64(A, init, tmp_path):
     M64 = quiet_fit(A, factor_dtype="float64", init=init)
     M32 = quiet_fit(A, factor_dtype="float32", init=init)
     assert (M64.factor_dtype, M32.factor_dtype) == ("float64", "float32")
-    assert M32.nbytes < 0.6 * M64.nbytes  # the int32 index arrays do not halve
+    # the int32 index arrays do not halve (an untrained nested start, 256
+    # unknowns: 0.60x)
+    assert M32.nbytes < 0.65 * M64.nbytes
     X = np.random.default_rng(1).standard_normal((A.shape[0], 2))
     for apply in (lambda M: M @ X, lambda M: M.rmatvec(X[:, 0])):
         y64, y32 = apply(M64), apply(M32)

@@ -1,5 +1,6 @@
 """The nested layout's training (lu.refine) and its place as LearnedLU's default."""
 
+import math
 import warnings
 
 import numpy as np
@@ -62,7 +63,7 @@ def test_probes_make_the_factorization_exact_on_them(symmetric):
 def test_training_lowers_the_iterations_of_a_coarse_start(make, method):
     A = make(48)
     M0 = LearnedLU.fit(A, rank_tol=0.3, seed=0, max_steps=0)
-    M = LearnedLU.fit(A, rank_tol=0.3, seed=0)
+    M = LearnedLU.fit(A, rank_tol=0.3, seed=0, solves=math.inf)
     assert isinstance(M, NestedLearnedLU)
     rep = M.report
     assert rep.steps >= 1 and rep.best_step >= 1 and M.probes is not None
@@ -83,9 +84,42 @@ def test_training_lowers_the_iterations_of_a_coarse_start(make, method):
     assert rep.hierarchical["probes"] == M.probes.shape[1]
 
 
+@pytest.mark.parametrize("make", [_laplace, _convdiff])
+def test_a_pass_that_cannot_pay_for_one_solve_is_not_tried(make):
+    # The coarse start above: at best a pass saves (merit - 3) iterations of
+    # one solve, less than a refactorization costs in the same count (the
+    # tree's flops, FLOPS_PER_ENTRY to an entry read): the default (one
+    # solve) keeps the start, deterministically; many solves train it.
+    A = make(48)
+    M = LearnedLU.fit(A, rank_tol=0.3, seed=0)
+    rep = M.report
+    assert rep.steps == 0 and M.probes is None
+    assert "more than it could save over one solve" in rep.stop_reason
+    assert "solves= raises that" in rep.stop_reason
+    again = LearnedLU.fit(A, rank_tol=0.3, seed=0)
+    assert again.report.stop_reason == rep.stop_reason  # counted, not timed
+    x = np.random.default_rng(0).standard_normal(A.shape[0])
+    np.testing.assert_array_equal(again @ x, M @ x)
+    many = LearnedLU.fit(A, rank_tol=0.3, seed=0, solves=1000)
+    assert many.report.steps >= 1 and many.report.iterations < rep.iterations
+    stats = M.report.hierarchical
+    assert stats["work"] > 0
+
+
+def test_solves_must_be_a_real_at_least_one():
+    A = _laplace(8)
+    with pytest.raises(ValueError, match="solves must be >= 1"):
+        LearnedLU.fit(A, solves=0.5)
+    with pytest.raises(TypeError, match="solves must be a number"):
+        LearnedLU.fit(A, solves="many")
+    with pytest.raises(ValueError, match="solves must be positive"):
+        LearnedLU.fit(A, solves=-1)
+    assert LearnedLU.fit(A, solves=math.inf, seed=0).report.converged
+
+
 def test_trained_cholesky_stays_spd(compress_every_coupling):
     A = _laplace(24)
-    M = LearnedLU.fit(A, rank_tol=0.3, seed=0)
+    M = LearnedLU.fit(A, rank_tol=0.3, seed=0, solves=math.inf)
     assert M.symmetric and M.report.best_step >= 1
     D = M @ np.eye(A.shape[0])
     assert np.allclose(D, D.T, atol=1e-12 * np.abs(D).max())
@@ -206,10 +240,10 @@ def test_time_limit_zero_keeps_the_start():
 
 def test_warm_start_reuses_the_tree_and_the_probes(compress_every_coupling):
     A = _laplace(40)
-    M = LearnedLU.fit(A, rank_tol=0.3, seed=0)
+    M = LearnedLU.fit(A, rank_tol=0.3, seed=0, solves=math.inf)
     assert M.probes is not None
     A2 = sp.csr_array(A + sp.diags_array(np.linspace(0.0, 0.5, A.shape[0])))
-    W = LearnedLU.fit(A2, init=M, rank_tol=0.3, seed=0)
+    W = LearnedLU.fit(A2, init=M, rank_tol=0.3, seed=0, solves=math.inf)
     assert W.report.init == "warm_start" and W.tree is M.tree
     assert W.report.ordering == "nested_dissection (warm start)"
     assert W.report.start_iterations <= M.report.start_iterations

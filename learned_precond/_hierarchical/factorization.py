@@ -922,6 +922,8 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
         "max_rank": int(kL.max()) if T else 0,
         "truncated_nodes": int(n_trunc),
         "single_fronts": int(n_single),
+        # the elimination's flops as the schedule estimates them (deterministic)
+        "work": float(_work(s_all, b_all).sum()) if T else 0.0,
         "single_retried": retried,
         "floats_per_unknown": factors.factor_entries / max(n, 1),
     }

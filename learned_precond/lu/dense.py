@@ -13,8 +13,9 @@ the options and static pivoting stages of :mod:`learned_precond.lu` and then:
 3. train: the merit is the Krylov iteration count on a random right-hand
    side (CG for SPD, GMRES otherwise, rtol 1e-8, as in the nested layout);
    the run stops after :data:`EARLY_ITERATIONS` when the solve they
-   extrapolate to is cheaper than a pass (no pass can pay for itself; the
-   merit is then the extrapolated count). While the merit is above :data:`~learned_precond.lu.refine.FEW_ITERATIONS`, a
+   extrapolate to, times the ``solves`` option, is cheaper than a pass (no
+   pass can pay for itself; the merit is then the extrapolated count).
+   While the merit is above :data:`~learned_precond.lu.refine.FEW_ITERATIONS`, a
    pass refactors at a ten times smaller tolerance and is kept when it
    lowers the expected work of a solve (iterations times one product with
    ``A`` plus one application) by :data:`~learned_precond.lu.refine.MIN_GAIN`;
@@ -209,7 +210,7 @@ def fit_dense(A_user, A_prime, piv, opts, report, clock, *, symmetric):
     extrapolated = its == EARLY_ITERATIONS and merit > its
     if extrapolated:
         run_seconds *= merit / its
-        if last_cost <= run_seconds:  # a pass may pay: the whole run, counted
+        if last_cost <= opts.solves * run_seconds:  # a pass may pay: the whole run
             merit, its, run_seconds = _measure(A, perm, factors, sym, seed, stop)
             extrapolated = False
     start_merit = merit
@@ -219,11 +220,13 @@ def fit_dense(A_user, A_prime, piv, opts, report, clock, *, symmetric):
     while not reason:
         if merit <= FEW_ITERATIONS:
             reason = f"converges in {merit:.3g} iterations: nothing to gain"
-        elif last_cost > run_seconds:
+        elif last_cost > opts.solves * run_seconds:
             how = (f"about {run_seconds:.3g} s, extrapolated from {EARLY_ITERATIONS} "
                    f"iterations" if extrapolated else f"{run_seconds:.3g} s")
-            reason = (f"a tighter pass would cost about {last_cost:.3g} s, more than the "
-                      f"whole solve it could shorten ({how})")
+            what = ("the whole solve" if opts.solves == 1
+                    else f"the {opts.solves:g} solves")
+            reason = (f"a tighter pass would cost about {last_cost:.3g} s, more than "
+                      f"{what} it could shorten ({how} a solve; solves= raises that)")
         elif passes >= min(MAX_PASSES, opts.max_steps):
             reason = f"{passes} pass(es), the most allowed"
         elif tol <= 0:

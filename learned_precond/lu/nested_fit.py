@@ -10,7 +10,8 @@ static pivoting stages of :mod:`learned_precond.lu` and then:
    truncated to ``rank_tol`` as it is formed;
 3. train: :func:`~learned_precond.lu.refine.train_nested`, refactorizations
    exact on the slow modes the Krylov solver found, kept only when they
-   lower its iteration count (``max_steps=0``: the start);
+   lower its iteration count, tried only when they can pay for themselves
+   over ``solves`` solves (``max_steps=0``: the start);
 4. the operator, :class:`~learned_precond.lu.nested.NestedLearnedLU`.
 """
 
@@ -253,7 +254,7 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
                               symmetric=sym, time_limit=t_limit, max_passes=passes,
                               seed=0 if opts.seed is None else int(opts.seed),
                               on_pass=lambda msg: clock.stage("train", msg), probes=probes,
-                              good_enough=_previous_merit(warm))
+                              good_enough=_previous_merit(warm), solves=opts.solves)
         factors, stats = result.factors, result.stats
         if result.probes is not None:
             probes = result.probes

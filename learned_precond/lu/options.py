@@ -168,6 +168,14 @@ class FitOptions:
         ancestors' separators keeps the singular values above ``rank_tol``
         times its largest (capped by ``rank`` when given). Smaller: more
         memory and setup, fewer iterations; 0 is an exact multifrontal LU.
+    solves : float
+        Nested and dense layouts: how many solves the preconditioner is
+        expected to serve (default 1, as in ``gmres(A, b, M=LearnedLU.fit(A))``).
+        A training pass is tried only when, even at its best, it would save
+        more solve time over that many solves than it costs; otherwise the
+        start is returned and ``report.stop_reason`` says so. Raise it (e.g.
+        ``solves=100``, or ``math.inf``: wherever the iterations can drop)
+        when the same ``M`` will serve many right-hand sides. Real, >= 1.
     """
 
     block_size: int = 32
@@ -196,6 +204,7 @@ class FitOptions:
     time_budget: float | None = None
     rank_tol: float = 1e-2
     progress: bool = False
+    solves: float = 1
 
     def __post_init__(self):
         put = object.__setattr__.__get__(self)  # frozen: normalize values once, here
@@ -251,6 +260,11 @@ class FitOptions:
                 f"{self.factor_dtype!r}.")
         put("rank_tol", _real(self.rank_tol, "rank_tol", positive=False,
                               fix="e.g. rank_tol=1e-2 (0: exact couplings)"))
+        solves = _real(self.solves, "solves", positive=True, finite=False,
+                       fix="e.g. solves=1 (one right-hand side) or solves=100")
+        if not solves >= 1:
+            raise ValueError(f"solves must be >= 1 (the solves M will serve), got {solves!r}.")
+        put("solves", solves)
         if self.time_budget is not None:
             budget = _real(self.time_budget, "time_budget", positive=True, finite=False,
                            fix="give seconds, e.g. time_budget=60, or None for the "

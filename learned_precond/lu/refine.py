@@ -34,7 +34,11 @@ product with ``A`` plus one application of the factors, counted in entries
 read, see :func:`solve_work`), so a pass whose probes add more rank than
 they save in iterations is not kept (the start is the fallback); training stops when a pass gains less, when
 the start already converges in :data:`FEW_ITERATIONS` or when the Ritz
-values predict too little, and at the time limit.
+values predict too little, and at the time limit. It also stops before a
+pass that could not pay for itself: when even a pass's best case (the
+merit down to :data:`FEW_ITERATIONS`) would save less solve time, over the
+``solves`` the fit was told to expect (``LearnedLU.fit(..., solves=1)`` by
+default), than the pass costs.
 """
 
 import math
@@ -69,6 +73,15 @@ EARLY_GAIN = 0.05
 #: Checkerboard at N = 65536: 34 iterations counted, 40 extrapolated from 20,
 #: the same pass kept (5 iterations), training 0.68 -> 0.48 s.
 START_RUN_CAP = 20
+#: A pass's cost in refactorizations (the last one's seconds): with the
+#: probes' extra rank a pass took 1.3-1.6x the start on the hard suite.
+PASS_COST = 1.5
+#: Factorization flops (``stats['work']``, the tree's estimate) that cost as
+#: much time as one entry read by a solve (:func:`solve_work`): measured 6.6-11.9
+#: on the 2-D hard-suite rows at N = 65536 (flops per second of the
+#: factorization over entries per second of an iteration), median 9. With
+#: it, whether a pass can pay for itself is a deterministic count too.
+FLOPS_PER_ENTRY = 9.0
 #: Bytes the Krylov basis of one run may take (it is bounded to 16..120 vectors).
 BASIS_BYTES = 160 * 2**20
 
@@ -304,7 +317,7 @@ def _basis_limit(n, vectors_per_step):
 
 def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_limit,
                  max_passes=3, seed=0, rtol=RTOL, on_pass=None, probes=None,
-                 good_enough=None):
+                 good_enough=None, solves=math.inf):
     """Train the hierarchical factors on their slow modes (see the module doc).
 
     Parameters
@@ -334,6 +347,13 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
         Iterations at or below which the start is not trained (a warm start
         passes the previous fit's: a start within ``MIN_GAIN`` of it has
         little left to gain).
+    solves : float
+        Solves the preconditioner is expected to serve. A pass is tried only
+        when, even at its best (the merit down to :data:`FEW_ITERATIONS`),
+        it would save more solve work over ``solves`` solves than it costs
+        (:data:`PASS_COST` factorizations of ``start_stats['work']`` flops,
+        :data:`FLOPS_PER_ENTRY` to an entry read, plus that best run), all
+        counted, not timed. ``math.inf``: wherever the iterations can drop.
 
     Returns
     -------
@@ -373,6 +393,7 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
     if on_pass is not None:
         on_pass(f"the start takes {merit:.3g} {method.upper()} iterations")
     best_work = solve_work(A, start_stats, merit, symmetric)
+    work = start_stats.get("work")
     refactor_seconds = float(start_stats.get("seconds", 0.0))
     while True:
         if out.passes >= max_passes:
@@ -405,9 +426,22 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
             if rate is not None and rate > 1 - MIN_GAIN:
                 out.stop_reason = "the Ritz values predict less than a 10% gain"
                 break
-        if 1.5 * refactor_seconds > remaining():
+        if PASS_COST * refactor_seconds > remaining():
             out.stop_reason = "time_limit"
             break
+        if math.isfinite(out.merit) and math.isfinite(solves) and work is not None:
+            # at best a pass brings the merit down to FEW_ITERATIONS; counted in
+            # entries read, like solve_work
+            per_iteration = solve_work(A, out.stats, 1.0, symmetric)
+            cost = PASS_COST * work / FLOPS_PER_ENTRY + FEW_ITERATIONS * per_iteration
+            saved = solves * (out.merit - FEW_ITERATIONS) * per_iteration
+            if saved < cost:
+                what = "one solve" if solves == 1 else f"{solves:g} solves"
+                out.stop_reason = (f"a pass would cost about {cost / per_iteration:.3g} "
+                                   f"iterations' work, more than it could save over {what} "
+                                   f"(at most {saved / per_iteration:.3g}; solves= raises "
+                                   f"that)")
+                break
         Z = Z / np.linalg.norm(Z, axis=0)
         if probes is None:
             candidate = Z
