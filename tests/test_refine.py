@@ -102,6 +102,20 @@ def test_a_pass_that_cannot_pay_for_one_solve_is_not_tried(make):
     np.testing.assert_array_equal(again @ x, M @ x)
     many = LearnedLU.fit(A, rank_tol=0.3, seed=0, solves=1000)
     assert many.report.steps >= 1 and many.report.iterations < rep.iterations
+
+
+def test_a_start_that_cannot_pay_stops_its_run_after_early_check_iterations(monkeypatch):
+    # 2-D Poisson at rank_tol 1e-2: 3 iterations extrapolate to far fewer
+    # than a pass would need to pay for one solve, so the start's run (most
+    # of what training costs) ends there, its merit extrapolated
+    A = _laplace(64)
+    monkeypatch.setattr(refine, "EARLY_GAIN", -1.0)  # the Ritz test never stops it
+    M = LearnedLU.fit(A, seed=0)
+    rep = M.report
+    assert rep.steps == 0 and "could save over one solve" in rep.stop_reason
+    assert rep.start_iterations != round(rep.start_iterations)  # extrapolated from 3
+    full = LearnedLU.fit(A, seed=0, solves=math.inf).report
+    assert full.start_iterations == round(full.start_iterations) > refine.EARLY_CHECK
     stats = M.report.hierarchical
     assert stats["work"] > 0
 
@@ -216,14 +230,16 @@ def test_a_start_with_nothing_to_gain_is_measured_in_early_check_iterations(
     # Its Ritz values after EARLY_CHECK iterations already predict no gain:
     # the run stops there (merit extrapolated, not counted) and training ends
     # as the full run would have ended it, without a refactorization.
+    # (solves=inf: with the default, a pass that cannot pay for one solve
+    # stops it first, see test_a_pass_that_cannot_pay_for_one_solve_is_not_tried)
     A = _laplace(48)
-    M = LearnedLU.fit(A, rank_tol=0.03, seed=0)
+    M = LearnedLU.fit(A, rank_tol=0.03, seed=0, solves=math.inf)
     rep = M.report
     assert rep.steps == 0 and "predict less than a 10% gain" in rep.stop_reason
     assert rep.start_iterations != round(rep.start_iterations)  # extrapolated
     check = refine.EARLY_CHECK
     monkeypatch.setattr(refine, "EARLY_CHECK", 10**6)  # no early check
-    full = LearnedLU.fit(A, rank_tol=0.03, seed=0).report
+    full = LearnedLU.fit(A, rank_tol=0.03, seed=0, solves=math.inf).report
     assert full.steps == 0 and full.stop_reason == rep.stop_reason
     assert full.start_iterations == round(full.start_iterations) > check
 

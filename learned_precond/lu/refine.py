@@ -38,7 +38,9 @@ values predict too little, and at the time limit. It also stops before a
 pass that could not pay for itself: when even a pass's best case (the
 merit down to :data:`FEW_ITERATIONS`) would save less solve time, over the
 ``solves`` the fit was told to expect (``LearnedLU.fit(..., solves=1)`` by
-default), than the pass costs.
+default), than the pass costs (both counted in entries read, not timed);
+the start's run then ends after :data:`EARLY_CHECK` iterations when they
+extrapolate to well under the merit a pass would need.
 """
 
 import math
@@ -82,6 +84,9 @@ PASS_COST = 1.5
 #: factorization over entries per second of an iteration), median 9. With
 #: it, whether a pass can pay for itself is a deterministic count too.
 FLOPS_PER_ENTRY = 9.0
+#: The start's run stops after :data:`EARLY_CHECK` iterations when they
+#: extrapolate to at most 1 / EARLY_MARGIN of the merit a pass needs to pay.
+EARLY_MARGIN = 2.0
 #: Bytes the Krylov basis of one run may take (it is bounded to 16..120 vectors).
 BASIS_BYTES = 160 * 2**20
 
@@ -126,7 +131,8 @@ def _lanczos_tridiagonal(alphas, betas, m):
     return d, e
 
 
-def _cg_lanczos(A, M, b, rtol, maxiter, deadline, max_basis, early_check=False):
+def _cg_lanczos(A, M, b, rtol, maxiter, deadline, max_basis, early_check=False,
+                stop_below=None):
     """Preconditioned CG recording the Lanczos data of ``M A``.
 
     Returns (iterations, converged, residual ratio, T, basis) with ``basis``
@@ -134,7 +140,9 @@ def _cg_lanczos(A, M, b, rtol, maxiter, deadline, max_basis, early_check=False):
     (at most ``max_basis`` of them) and ``T`` the Lanczos tridiagonal of the
     same steps. With ``early_check``, CG stops after :data:`EARLY_CHECK`
     iterations when the Ritz values of those steps predict less than
-    :data:`EARLY_GAIN` from removing the slow modes (see :func:`_predicted_rate`).
+    :data:`EARLY_GAIN` from removing the slow modes (see :func:`_predicted_rate`),
+    or when the iterations extrapolated from their residual reduction are at
+    most ``stop_below`` (see :func:`_early_stop`).
     """
     n = b.size
     # Only the residuals matter here (the merit is a count): no iterate x,
@@ -173,6 +181,8 @@ def _cg_lanczos(A, M, b, rtol, maxiter, deadline, max_basis, early_check=False):
             rate = _predicted_rate(_lanczos_tridiagonal(alphas, betas, it))
             if rate is not None and rate > 1 - EARLY_GAIN:
                 break
+            if _early_stop(it, res, rtol, stop_below):
+                break
         z = M(r)
         rho_new = float(r @ z)
         if not (rho_new > 0 and math.isfinite(rho_new)):
@@ -187,13 +197,23 @@ def _cg_lanczos(A, M, b, rtol, maxiter, deadline, max_basis, early_check=False):
         basis[:m].T if m else None
 
 
-def _gmres_arnoldi(A, M, b, rtol, maxiter, deadline, max_basis):
+def _early_stop(its, res, rtol, stop_below):
+    """Say whether a run may end after :data:`EARLY_CHECK` iterations.
+
+    It may when the count extrapolated from their residual reduction is at
+    most ``stop_below``: so low that no pass could pay for itself.
+    """
+    return stop_below is not None and _merit(its, False, res, rtol) <= stop_below
+
+
+def _gmres_arnoldi(A, M, b, rtol, maxiter, deadline, max_basis, stop_below=None):
     """Right-preconditioned full GMRES on ``A M``, recording the Arnoldi data.
 
     Returns (iterations, converged, residual ratio, H, V, MV): ``H`` the
     (m+1) x m Hessenberg matrix, ``V`` the Arnoldi basis of ``A M`` and
     ``MV = M V`` (so a Ritz vector ``u = V y`` of ``A M`` gives the
-    eigenvector ``M u`` of ``M A``).
+    eigenvector ``M u`` of ``M A``). With ``stop_below``, the run ends after
+    :data:`EARLY_CHECK` iterations when :func:`_early_stop` says so.
     """
     m_max = min(maxiter, max_basis)
     n = b.size
@@ -232,6 +252,8 @@ def _gmres_arnoldi(A, M, b, rtol, maxiter, deadline, max_basis):
         g[j], g[j + 1] = cs[j] * g[j], -sn[j] * g[j]
         res = abs(g[j + 1]) / beta0
         if res <= rtol or H[j + 1, j] == 0 or time.perf_counter() > deadline:
+            break
+        if it == EARLY_CHECK and _early_stop(it, res, rtol, stop_below):
             break
     return it, res <= rtol, res, H[:it + 1, :it], V[:it].T, MV[:it].T
 
@@ -370,20 +392,41 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
     def remaining():
         return time_limit - (time.perf_counter() - t0)
 
-    def run(factors, share, cap=maxiter, early=False):
+    work = start_stats.get("work")
+
+    def pays_above(stats):
+        """Return the merit a pass must start from to pay for itself.
+
+        Over ``solves`` solves, at best ending at FEW_ITERATIONS, counted in
+        entries read; None when that is not counted.
+        """
+        if work is None or not math.isfinite(solves):
+            return None
+        per_iteration = solve_work(A, stats, 1.0, symmetric)
+        cost = PASS_COST * work / FLOPS_PER_ENTRY + FEW_ITERATIONS * per_iteration
+        return FEW_ITERATIONS + cost / (solves * per_iteration)
+
+    def run(factors, share, cap=maxiter, early=False, stop_below=None):
         b = rng.standard_normal(n)
         deadline = time.perf_counter() + max(share, 0.0)
         M = apply_of(factors)
         if symmetric:
             its, conv, res, data, basis = _cg_lanczos(A, M, b, rtol, cap, deadline,
-                                                      limit, early_check=early)
+                                                      limit, early_check=early,
+                                                      stop_below=stop_below)
             return _merit(its, conv, res, rtol), (data, basis)
-        its, conv, res, H, V, MV = _gmres_arnoldi(A, M, b, rtol, cap, deadline, limit)
+        its, conv, res, H, V, MV = _gmres_arnoldi(A, M, b, rtol, cap, deadline, limit,
+                                                  stop_below=stop_below)
         return _merit(its, conv, res, rtol), (H, MV)
 
     out = TrainResult(start, start_stats, None, math.nan, math.nan, method=method)
     try:
-        merit, data = run(start, 0.5 * time_limit, min(maxiter, START_RUN_CAP), early=True)
+        # a start whose first EARLY_CHECK iterations extrapolate to well under
+        # the merit a pass needs (EARLY_MARGIN: 3 iterations are a rough guess)
+        # stops there: its run is most of what training costs
+        threshold = pays_above(start_stats)
+        merit, data = run(start, 0.5 * time_limit, min(maxiter, START_RUN_CAP), early=True,
+                          stop_below=None if threshold is None else threshold / EARLY_MARGIN)
     except np.linalg.LinAlgError as exc:
         out.stop_reason = f"the start is not usable with {method} ({exc})"
         out.seconds = time.perf_counter() - t0
@@ -393,7 +436,6 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
     if on_pass is not None:
         on_pass(f"the start takes {merit:.3g} {method.upper()} iterations")
     best_work = solve_work(A, start_stats, merit, symmetric)
-    work = start_stats.get("work")
     refactor_seconds = float(start_stats.get("seconds", 0.0))
     while True:
         if out.passes >= max_passes:
@@ -406,6 +448,16 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
                 out.merit <= good_enough * (1 + MIN_GAIN):
             out.stop_reason = (f"as good as the fit it was warm-started from "
                                f"({out.merit:.3g} vs {good_enough:.3g} iterations)")
+            break
+        # at best a pass brings the merit down to FEW_ITERATIONS: below the
+        # threshold, not even that saves over `solves` solves what it costs
+        threshold = pays_above(out.stats)
+        if threshold is not None and out.merit < threshold:
+            what = "one solve" if solves == 1 else f"{solves:g} solves"
+            out.stop_reason = (
+                f"a pass would cost about {(threshold - FEW_ITERATIONS) * solves:.3g} "
+                f"iterations' work, more than it could save over {what} (at most "
+                f"{(out.merit - FEW_ITERATIONS) * solves:.3g}; solves= raises that)")
             break
         # a fit's own passes stop at MAX_PROBES; a warm start's inherited
         # probes give way to the new modes, the oldest first
@@ -429,19 +481,6 @@ def train_nested(A, factorize, apply_of, start, start_stats, *, symmetric, time_
         if PASS_COST * refactor_seconds > remaining():
             out.stop_reason = "time_limit"
             break
-        if math.isfinite(out.merit) and math.isfinite(solves) and work is not None:
-            # at best a pass brings the merit down to FEW_ITERATIONS; counted in
-            # entries read, like solve_work
-            per_iteration = solve_work(A, out.stats, 1.0, symmetric)
-            cost = PASS_COST * work / FLOPS_PER_ENTRY + FEW_ITERATIONS * per_iteration
-            saved = solves * (out.merit - FEW_ITERATIONS) * per_iteration
-            if saved < cost:
-                what = "one solve" if solves == 1 else f"{solves:g} solves"
-                out.stop_reason = (f"a pass would cost about {cost / per_iteration:.3g} "
-                                   f"iterations' work, more than it could save over {what} "
-                                   f"(at most {saved / per_iteration:.3g}; solves= raises "
-                                   f"that)")
-                break
         Z = Z / np.linalg.norm(Z, axis=0)
         if probes is None:
             candidate = Z
