@@ -164,7 +164,10 @@ def write_page(path, records, rows, *, quick, scale, seconds, timeout, argv=None
         f"{' / '.join(start_from) or '(not measured)'}.",
         "- Factor memory: the preconditioner's `nbytes` (splu: nnz(L + U) values and "
         "indices; dense Cholesky: the N x N factor). Peak memory: the rise of the "
-        "process's maximum resident set while the preconditioner was built.",
+        "process's resident-set high-water mark while the preconditioner was built, "
+        "the mark reset to the current resident set just before (Linux "
+        "`/proc/self/clear_refs`), so the warm-up and the row's generation are not "
+        "counted.",
         "",
         "## Results",
         "",
