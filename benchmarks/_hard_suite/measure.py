@@ -13,6 +13,7 @@ GMRES(50); rtol 1e-8 on the true residual of the row's fixed right-hand side
 :data:`MAXITER` iterations.
 """
 
+import ctypes
 import json
 import math
 import os
@@ -63,11 +64,18 @@ def _status_bytes(field):
 def _start_peak():
     """Where the rise of the resident set is measured from.
 
-    On Linux the high-water mark is reset to the current resident set
-    (``/proc/self/clear_refs``, 5), so what the warm-up and the row's
-    generation touched before is not counted against, or hidden from, the
-    preconditioner; elsewhere the process's maximum so far.
+    On Linux, the allocator first returns its free memory to the system
+    (glibc ``malloc_trim``: freed pages of the warm-up would otherwise be
+    reused without raising the resident set), then the high-water mark is
+    reset to the current resident set (``/proc/self/clear_refs``, 5), so
+    what the warm-up and the row's generation touched before is neither
+    counted against nor hidden from the preconditioner; elsewhere the
+    process's maximum so far.
     """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
