@@ -126,15 +126,6 @@ def warm_up(names):
             M32 = get_preconditioner(name).fit(A, seed=0, max_steps=0, factor_dtype="float32")
             M32 @ b
             M32 @ np.stack([b, b], axis=1)
-            # an apply that reads >= 2^17 entries runs on two threads
-            # (_hierarchical.factorization._substitute_split): its first call
-            # in a process cost ~20 ms more than the next ones, which the
-            # first timed fit's 3-iteration training run paid (22% of a
-            # 0.27 s fit on 2-D Poisson at N = 65536, against 11-12% after)
-            B = problems.get("laplace_2d", n=128)
-            big = get_preconditioner(name).fit(B, seed=0)
-            for _ in range(2):
-                big @ np.ones(B.shape[0])
 
 
 def loglog_slope(xs, ys):
