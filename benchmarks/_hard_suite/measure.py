@@ -61,6 +61,10 @@ def _status_bytes(field):
     return None
 
 
+def _ru_maxrss_bytes():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _start_peak():
     """Where the rise of the resident set is measured from.
 
@@ -85,12 +89,12 @@ def _start_peak():
         rss = _status_bytes("VmRSS")
         if rss is not None and _status_bytes("VmHWM") is not None:
             return rss
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return _ru_maxrss_bytes()
 
 
 def _maxrss_bytes():
     hwm = _status_bytes("VmHWM")
-    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return hwm if hwm is not None else _ru_maxrss_bytes()
 
 
 def skip_reason(row_name, N, dense, spd, method):

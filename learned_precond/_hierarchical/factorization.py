@@ -335,6 +335,26 @@ def _factor_single(block, symmetric):
     return f, piv
 
 
+def _factor_front(block, symmetric, single):
+    """Factor a front's ``F_II``: ``(factor, piv, trtrs)``.
+
+    In single precision when ``single`` and :func:`_factor_single` accepts
+    it, else in double (``R`` of ``F_II = R^T R`` with ``piv`` None, or
+    LAPACK's ``lu, piv``); ``trtrs`` is the triangular solve of the factor's
+    precision. ``factor`` is None when the double factorization fails
+    (singular, or not positive definite).
+    """
+    if single:
+        out = _factor_single(block, symmetric)
+        if out is not None:
+            return (*out, _trtrs32)
+    if symmetric:
+        R, info = _potrf(block, lower=0, clean=1)
+        return (R if info == 0 else None), None, _trtrs
+    lu, piv, info = _getrf(block)
+    return (lu if info == 0 and np.all(np.isfinite(lu)) else None), piv, _trtrs
+
+
 def _transposed(X):
     """``(a, trans)`` with ``op(a) = X^T`` for BLAS, ``a`` Fortran-ordered, no copy
     when ``X`` is C- or Fortran-contiguous (``trans``: 0 takes ``a``, 1 its transpose)."""
@@ -773,16 +793,11 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
                 out = {}
             elif symmetric:
                 # F_II = R^T R from its upper triangle; the stored factor is C = R^T
-                single = (_factor_single(FII, True)
-                          if use_single and b and s >= FLOAT32_MIN_OWN else None)
-                if single is not None:
-                    R, trtrs = single[0], _trtrs32
-                    n_single += 1
-                else:
-                    R, info = _potrf(FII, lower=0, clean=1)
-                    if info != 0:
-                        raise node_error(t)
-                    trtrs = _trtrs
+                R, _, trtrs = _factor_front(FII, True,
+                                            use_single and b and s >= FLOAT32_MIN_OWN)
+                if R is None:
+                    raise node_error(t)
+                n_single += trtrs is _trtrs32
                 C = R.T
                 # G_L = F_BI C^-T  <=>  G_L^T = C^-1 F_IB = R^-T F_IB
                 FIB = np.asfortranarray(F[:s, s:], dtype=R.dtype)
@@ -807,16 +822,11 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
                         # (S's upper) only
                         _syrk(-1.0, a, beta=1.0, c=S.T, trans=1 - ta, lower=1, overwrite_c=1)
             else:
-                single = (_factor_single(FII, False)
-                          if use_single and b and s >= FLOAT32_MIN_OWN else None)
-                if single is not None:
-                    (lu, piv), trtrs = single, _trtrs32
-                    n_single += 1
-                else:
-                    lu, piv, info = _getrf(FII)
-                    if info != 0 or not np.all(np.isfinite(lu)):
-                        raise node_error(t)
-                    trtrs = _trtrs
+                lu, piv, trtrs = _factor_front(FII, False,
+                                               use_single and b and s >= FLOAT32_MIN_OWN)
+                if lu is None:
+                    raise node_error(t)
+                n_single += trtrs is _trtrs32
                 # G_L = F_BI U^-1  <=>  U^T G_L^T = F_BI^T;  G_U = L^-1 P F_IB
                 if b:
                     FIB = np.asfortranarray(F[:s, s:], dtype=lu.dtype)
