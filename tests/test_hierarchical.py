@@ -11,6 +11,7 @@ from scipy.sparse.linalg import LinearOperator, cg, gmres
 from learned_precond import problems
 from learned_precond._hierarchical import (
     BLOCK_WIDTH,
+    factorization_plan,
     hierarchical_factorization,
     nested_dissection,
     separates,
@@ -474,6 +475,49 @@ def test_tree_out_of_post_order_is_refused():
         hierarchical_factorization(A, bad, tol=0.0, symmetric=True)
 
 
+
+@pytest.mark.parametrize(("make", "symmetric"), [(_laplace, True), (_convdiff, False)],
+                         ids=["cholesky", "lu"])
+def test_a_plan_serves_every_factorization_of_its_matrix(make, symmetric):
+    # The plan (A permuted, the symbolic pass, the schedules) depends on A and
+    # the tree only: with it, every tolerance, probe set and thread count
+    # gives the factors it gives without it, bit for bit, and one plan serves
+    # many factorizations (training's refactorizations share one).
+    A = make(40)
+    tree = nested_dissection(A, leaf_size=16)
+    plan = factorization_plan(A, tree)
+    Z = np.random.default_rng(5).standard_normal((A.shape[0], 3))
+    for tol, probes, threads in ((1e-2, None, 1), (0.0, None, 2), (1e-2, Z, 2), (1e-2, Z, 1)):
+        planned, _ = hierarchical_factorization(A, tree, tol=tol, symmetric=symmetric,
+                                                probes=probes, threads=threads, plan=plan)
+        fresh, _ = hierarchical_factorization(A, tree, tol=tol, symmetric=symmetric,
+                                              probes=probes, threads=threads)
+        for name in fresh._FIELDS:
+            np.testing.assert_array_equal(getattr(planned, name), getattr(fresh, name),
+                                          err_msg=name)
+    with pytest.raises(ValueError, match="another tree"):
+        hierarchical_factorization(A, nested_dissection(A, leaf_size=8), plan=plan)
+    with pytest.raises(ValueError, match="does not separate"):
+        factorization_plan(sp.csr_array(A[tree.perm][:, tree.perm]), tree)
+
+
+def test_a_float32_copy_shares_the_substitution_schedule():
+    # astype keeps the structure, so the two-thread schedule computed for the
+    # double factors is the single copy's too: the same result as a schedule
+    # computed afresh for the copy
+    A = _laplace(128)
+    tree = nested_dissection(A)
+    f, _ = hierarchical_factorization(A, tree, tol=1e-2, symmetric=True)
+    steps = f.substitution_steps()
+    assert steps is not None  # large enough to split
+    shared = f.astype(np.float32)
+    fresh = f.astype(np.float32)
+    fresh._steps = None
+    np.testing.assert_array_equal(fresh.substitution_steps(), steps)
+    x = np.random.default_rng(1).standard_normal((A.shape[0], 2))
+    np.testing.assert_array_equal(shared.solve(x), fresh.solve(x))
+
+
 # -- through LearnedLU.fit(A, init='hierarchical') ------------------------------------
 
 
@@ -545,6 +589,37 @@ def test_learned_lu_stores_large_well_conditioned_factors_in_float32():
         assert info == 0
         its.append(count[0])
     assert its[0] == its[1]
+
+
+
+@pytest.mark.parametrize("n", [32, 128], ids=["float64", "auto-float32"])
+@pytest.mark.parametrize("bad", ["both", "float32"])
+def test_factors_with_non_finite_output_are_a_setup_error(n, bad, monkeypatch):
+    # Factors whose output is not finite never make a preconditioner: below
+    # N = 16384 the fit's last check applies them; from it the float32
+    # storage test has already applied both precisions, and its result
+    # decides (float32 broken alone: the float64 factors are kept and work)
+    from learned_precond import LearnedLU
+    from learned_precond._hierarchical import HierarchicalFactors
+    from learned_precond.exceptions import PreconditionerSetupError
+
+    solve = HierarchicalFactors.solve
+
+    def broken(self, Y):
+        X = solve(self, Y)
+        if bad == "both" or self.dtype == np.float32:
+            X[0] = np.nan
+        return X
+
+    monkeypatch.setattr(HierarchicalFactors, "solve", broken)
+    A = _laplace(n)
+    if bad == "both":
+        with pytest.raises(PreconditionerSetupError, match="non-finite"):
+            LearnedLU.fit(A, seed=0, max_steps=0)
+        return
+    M = LearnedLU.fit(A, seed=0, max_steps=0)
+    assert M.factor_dtype == "float64"
+    assert np.all(np.isfinite(M @ np.ones(A.shape[0])))
 
 
 def test_ill_conditioned_factors_stay_in_float64():

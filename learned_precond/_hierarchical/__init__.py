@@ -43,14 +43,22 @@ reverse, one compiled loop (numba) over the packed per-node arrays;
 Modules: ``tree`` (:func:`nested_dissection`, :class:`NestedDissection`,
 :func:`separates`: may a tree be reused for a new matrix),
 ``factorization`` (:func:`hierarchical_factorization`,
-:class:`HierarchicalFactors`), ``fronts`` (compiled symbolic pass, front
+:class:`HierarchicalFactors`, :func:`factorization_plan`: what a
+refactorization of the same matrix reuses), ``fronts`` (compiled symbolic pass, front
 assembly and small-front elimination), ``kernels`` (the compiled substitution),
 ``reference`` (:func:`solve_reference`).
 """
 
-from .factorization import BLOCK_WIDTH, HierarchicalFactors, hierarchical_factorization
+from .factorization import (
+    BLOCK_WIDTH,
+    FactorizationPlan,
+    HierarchicalFactors,
+    factorization_plan,
+    hierarchical_factorization,
+)
 from .reference import solve_reference
 from .tree import NestedDissection, nested_dissection, separates
 
-__all__ = ["BLOCK_WIDTH", "HierarchicalFactors", "NestedDissection",
-           "hierarchical_factorization", "nested_dissection", "separates", "solve_reference"]
+__all__ = ["BLOCK_WIDTH", "FactorizationPlan", "HierarchicalFactors", "NestedDissection",
+           "factorization_plan", "hierarchical_factorization", "nested_dissection",
+           "separates", "solve_reference"]

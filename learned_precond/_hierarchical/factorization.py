@@ -17,7 +17,8 @@ from .fronts import assemble, copy_upper, eliminate_small, symbolic
 from .kernels import substitute, substitute_block, substitute_range
 from .tree import subtree_starts
 
-__all__ = ["BLOCK_WIDTH", "HierarchicalFactors", "hierarchical_factorization"]
+__all__ = ["BLOCK_WIDTH", "FactorizationPlan", "HierarchicalFactors",
+           "factorization_plan", "hierarchical_factorization"]
 
 #: Columns per pass of the blocked substitution: wide enough that each factor
 #: entry read serves many columns, narrow enough that a pass's rows stay in
@@ -88,7 +89,10 @@ class HierarchicalFactors:
         fields = {f: getattr(self, f) for f in self._FIELDS}
         for f in self._FLOAT_FIELDS:
             fields[f] = fields[f].astype(dtype)
-        return HierarchicalFactors(n=self.n, symmetric=self.symmetric, **fields)
+        out = HierarchicalFactors(n=self.n, symmetric=self.symmetric, **fields)
+        # the substitution schedule depends on the structure only, which is shared
+        out._steps = self._steps
+        return out
 
     @property
     def nbytes(self):
@@ -637,9 +641,63 @@ def permuted_csr(A, perm):
                                (M_.data, np.float64)))
 
 
+@dataclass
+class FactorizationPlan:
+    """The part of a factorization that depends on ``A`` and the tree alone.
+
+    Whatever the tolerance and probes: ``A`` permuted to the tree's
+    numbering (:func:`permuted_csr`), the symbolic pass (boundaries,
+    children, stack offsets) and the two-thread schedules. Training refactors
+    the same matrix on the same tree several times; one plan
+    (:func:`factorization_plan`) serves them all. It holds ``A``'s values:
+    a plan is for one matrix.
+    """
+
+    tree: object
+    n: int
+    mats: tuple
+    ptr: np.ndarray
+    boff: np.ndarray
+    bidx: np.ndarray
+    cptr: np.ndarray
+    cidx: np.ndarray
+    soff: np.ndarray
+    _schedules: dict = field(default_factory=dict, repr=False)
+
+    def schedule(self, threads):
+        """:func:`_schedule` for ``threads`` (computed once per count)."""
+        if threads not in self._schedules:
+            self._schedules[threads] = _schedule(self.tree, np.diff(self.boff), self.soff,
+                                                 threads)
+        return self._schedules[threads]
+
+
+def factorization_plan(A, tree):
+    """Make the :class:`FactorizationPlan` of sparse ``A`` (original numbering) on ``tree``.
+
+    Raises
+    ------
+    ValueError
+        The tree is not in post-order, or does not separate A's graph.
+    """
+    mats = permuted_csr(A, tree.perm)
+    ptr = np.asarray(tree.ptr, dtype=np.int64)
+    boff, bidx, cptr, cidx, soff, _, status = symbolic(
+        ptr, np.asarray(tree.parent, dtype=np.int64), mats[0], mats[1], mats[3], mats[4])
+    if status == 1:
+        raise ValueError("the tree is not in post-order (a node must follow its "
+                         "children's subtrees); build it with nested_dissection")
+    if status == 2:
+        raise ValueError("the tree does not separate the graph of A (an entry joins two "
+                         "nodes neither of which is the other's ancestor); pass A in its "
+                         "original numbering, or build the tree from A with nested_dissection")
+    return FactorizationPlan(tree=tree, n=A.shape[0], mats=mats, ptr=ptr, boff=boff,
+                             bidx=bidx, cptr=cptr, cidx=cidx, soff=soff)
+
+
 def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
                                time_limit=None, probes=None, dense_entries=None,
-                               compiled=True, threads=1):
+                               compiled=True, threads=1, plan=None):
     """Compressed multifrontal LU of sparse ``A`` (original numbering) on ``tree``.
 
     Parameters
@@ -683,6 +741,9 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
         :func:`_schedule`). The factors are the same, bit for bit, as with
         1; the contribution stack grows by a gap per step, and each thread
         holds its own largest front.
+    plan : FactorizationPlan, optional
+        :func:`factorization_plan` of this ``A`` and ``tree``, made once for
+        several factorizations of the same matrix (default: made here).
 
     Returns
     -------
@@ -694,6 +755,9 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
     np.linalg.LinAlgError
         A front cannot be factored (singular, or not positive definite for
         ``symmetric``).
+    ValueError
+        The tree is not a post-ordered nested dissection of A's graph
+        (:func:`factorization_plan`), or ``plan`` is another tree's.
     """
     t_start = time.perf_counter()
     if dense_entries is None:
@@ -701,19 +765,16 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
     n = A.shape[0]
     Tp = (None if probes is None
           else np.asarray(probes, dtype=np.float64).reshape(n, -1)[tree.perm])
-    mats = permuted_csr(A, tree.perm)
+    if plan is None:
+        plan = factorization_plan(A, tree)
+    elif plan.tree is not tree or plan.n != n:
+        raise ValueError("plan= was made for another tree or size; make it with "
+                         "factorization_plan(A, tree) for this A and tree")
+    mats = plan.mats
     T = tree.n_nodes
-    ptr = np.asarray(tree.ptr, dtype=np.int64)
+    ptr = plan.ptr
     max_rank = np.iinfo(np.int64).max if rank is None else int(rank)
-    boff, bidx, cptr, cidx, soff, _, status = symbolic(
-        ptr, np.asarray(tree.parent, dtype=np.int64), mats[0], mats[1], mats[3], mats[4])
-    if status == 1:
-        raise ValueError("the tree is not in post-order (a node must follow its "
-                         "children's subtrees); build it with nested_dissection")
-    if status == 2:
-        raise ValueError("the tree does not separate the graph of A (an entry joins two "
-                         "nodes neither of which is the other's ancestor); pass A in its "
-                         "original numbering, or build the tree from A with nested_dissection")
+    boff, bidx, cptr, cidx = plan.boff, plan.bidx, plan.cptr, plan.cidx
     s_all, b_all = np.diff(ptr), np.diff(boff)
     small = _small_nodes(s_all, b_all, tol, max_rank, dense_entries) & bool(compiled)
     m_small = s_all[small] + b_all[small]
@@ -887,7 +948,7 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
             t += 1
         return chunks, n_trunc, n_single
 
-    groups, soff_run, size = _schedule(tree, b_all, soff, int(threads))
+    groups, soff_run, size = plan.schedule(int(threads))
     stk = _new_stack(size)
     use_single = tol >= FLOAT32_MIN_TOL
     retried = False

@@ -20,7 +20,12 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from .._hierarchical import hierarchical_factorization, nested_dissection, separates
+from .._hierarchical import (
+    factorization_plan,
+    hierarchical_factorization,
+    nested_dissection,
+    separates,
+)
 from ..exceptions import PreconditionerSetupError
 from .nested import NestedLearnedLU
 from .refine import train_nested
@@ -63,8 +68,12 @@ def prefers_nested(A, opts):
     return not gfmm_only
 
 
-def _factorize(A_prime, tree, opts, sym, deadline, probes=None):
-    """The factorization, cut off at ``deadline`` (a Deadline, or None for no limit)."""
+def _factorize(A_prime, tree, opts, sym, deadline, probes=None, plan=None):
+    """The factorization, cut off at ``deadline`` (a Deadline, or None for no limit).
+
+    ``plan``: :func:`~learned_precond._hierarchical.factorization_plan` of
+    ``A_prime`` and ``tree``, shared by the fit's factorizations.
+    """
     from threadpoolctl import threadpool_limits
 
     limit = None if deadline is None else max(deadline.remaining(), 0.0)
@@ -76,7 +85,7 @@ def _factorize(A_prime, tree, opts, sym, deadline, probes=None):
     with threadpool_limits(limits=1, user_api="blas"):
         return hierarchical_factorization(A_prime, tree, tol=opts.rank_tol, rank=opts.rank,
                                           symmetric=sym, time_limit=limit, probes=probes,
-                                          threads=threads)
+                                          threads=threads, plan=plan)
 
 
 def factorization_threads():
@@ -90,12 +99,12 @@ def factorization_threads():
     return 2 if counts and min(counts) >= 2 else 1
 
 
-def _start(A_prime, tree, opts, report, sym, deadline):
+def _start(A_prime, tree, opts, report, sym, deadline, plan):
     """The start's factors: Cholesky when asked or possible, else LU."""
     budget = "raise time_budget or rank_tol"
     if sym:
         try:
-            return _factorize(A_prime, tree, opts, True, deadline), True
+            return _factorize(A_prime, tree, opts, True, deadline, plan=plan), True
         except np.linalg.LinAlgError as exc:
             if opts.symmetric is True:
                 raise PreconditionerSetupError(
@@ -108,7 +117,7 @@ def _start(A_prime, tree, opts, report, sym, deadline):
                 f"time_budget spent in the hierarchical start ({exc}); {budget}.",
                 report=report) from exc
     try:
-        return _factorize(A_prime, tree, opts, False, deadline), False
+        return _factorize(A_prime, tree, opts, False, deadline, plan=plan), False
     except np.linalg.LinAlgError as exc:
         raise PreconditionerSetupError(
             f"the hierarchical LU met a singular front ({exc}); A (after static pivoting) "
@@ -132,28 +141,32 @@ def _storage(factors, opts, report, A_prime, tree):
     moves ``A M`` by about ``1e-7`` times the condition number of the
     factors (the square root of A's for Cholesky): ill-conditioned ones
     keep float64.
+
+    Returns ``(factors, finite)``: ``finite`` when the returned factors'
+    output on a random vector was computed here and is finite (the fit's
+    final check, :func:`finish_fit`, then need not apply them again).
     """
     from .pack import FLOAT32_MIN_N
 
     if opts.factor_dtype == "float64" or (opts.factor_dtype == "auto"
                                           and factors.n < FLOAT32_MIN_N):
-        return factors
+        return factors, False
     single = factors.astype(np.float32)
     if opts.factor_dtype == "float32":
-        return single
+        return single, False
     apply_of = _applier(tree)
     x = np.random.default_rng(1).standard_normal(factors.n)
     y = apply_of(factors)(x)
+    y32 = apply_of(single)(x)
     with np.errstate(all="ignore"):
-        deviation = float(np.linalg.norm(A_prime @ (apply_of(single)(x) - y))
-                          / np.linalg.norm(A_prime @ y))
+        deviation = float(np.linalg.norm(A_prime @ (y32 - y)) / np.linalg.norm(A_prime @ y))
     if deviation <= FLOAT32_MAX_DEVIATION:
         report.notes.append(f"factors stored in float32 (A M x moves by {deviation:.1e} "
                             f"relative)")
-        return single
+        return single, bool(np.all(np.isfinite(y32)))
     report.notes.append(f"factors kept in float64: float32 would move A M x by "
                         f"{deviation:.1e} relative (ill-conditioned factors)")
-    return factors
+    return factors, bool(np.all(np.isfinite(y)))
 
 
 def _applier(tree):
@@ -217,6 +230,8 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
     report.ordering_time = clock.elapsed()
     clock.stage("order", f"{report.ordering}, {tree.n_nodes} nodes")
     sym = bool(symmetric) and opts.symmetric is not False
+    # A permuted and the symbolic pass: once for the start and every refactorization
+    plan = factorization_plan(A_prime, tree)
     probes = None if warm is None else getattr(warm, "probes", None)
     if probes is not None and probes.shape[0] != A_prime.shape[0]:
         probes = None
@@ -225,11 +240,11 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
         # a warm start factors at once on the previous fit's trained probes
         # (one factorization, not the plain start and then a refactorization)
         try:
-            factors, stats = _factorize(A_prime, tree, opts, sym, deadline, probes)
+            factors, stats = _factorize(A_prime, tree, opts, sym, deadline, probes, plan)
         except (np.linalg.LinAlgError, TimeoutError):
             probes = None
     if factors is None:
-        (factors, stats), sym = _start(A_prime, tree, opts, report, sym, deadline)
+        (factors, stats), sym = _start(A_prime, tree, opts, report, sym, deadline, plan)
     report.init = "hierarchical" if warm is None else "warm_start"
     report.symmetric = sym
     report.rank_tol = opts.rank_tol
@@ -248,7 +263,7 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
         t_limit = train_limit if train_deadline is None else max(train_deadline.remaining(), 0)
 
         def factorize(p):
-            return _factorize(A_prime, tree, opts, sym, train_deadline, p)
+            return _factorize(A_prime, tree, opts, sym, train_deadline, p, plan)
 
         result = train_nested(A_prime, factorize, _applier(tree), factors, stats,
                               symmetric=sym, time_limit=t_limit, max_passes=passes,
@@ -274,7 +289,7 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
     report.train_seconds = clock.elapsed() - report.start_seconds
     clock.stage("train", f"done: {report.steps} pass(es), {report.best_step} kept "
                          f"({report.stop_reason})")
-    factors = _storage(factors, opts, report, A_prime, tree)
+    factors, finite = _storage(factors, opts, report, A_prime, tree)
     report.hierarchical = dict(stats, start_floats_per_unknown=start_stats[
         "floats_per_unknown"], probes=0 if probes is None else int(probes.shape[1]))
     report.notes.append(
@@ -292,14 +307,21 @@ def fit_nested(A_user, A_prime, piv, opts, report, clock, *, symmetric):
                            options=opts, fingerprint=matrix_fingerprint(A_user))
     self.probes = probes
     return finish_fit(self, report, clock, "the hierarchical factors produce non-finite "
-                      "output; try a smaller rank_tol or init='block_tridiagonal'.")
+                      "output; try a smaller rank_tol or init='block_tridiagonal'.",
+                      checked=finite)
 
 
-def finish_fit(self, report, clock, nonfinite_message):
-    """The end of a nested or dense fit: finite output checked, sizes and times reported."""
-    x = np.random.default_rng(0).standard_normal(self.shape[0])
-    if not np.all(np.isfinite(self @ x)):
-        raise PreconditionerSetupError(nonfinite_message, report=report)
+def finish_fit(self, report, clock, nonfinite_message, checked=False):
+    """The end of a nested or dense fit: finite output checked, sizes and times reported.
+
+    ``checked``: the factors' output on a random vector is already known to
+    be finite (so is then the operator's: the pivoting's scalings are
+    finite), and they are not applied again.
+    """
+    if not checked:
+        x = np.random.default_rng(0).standard_normal(self.shape[0])
+        if not np.all(np.isfinite(self @ x)):
+            raise PreconditionerSetupError(nonfinite_message, report=report)
     report.nbytes = self.nbytes
     report.fit_time = clock.elapsed()
     self.setup_time = report.fit_time
