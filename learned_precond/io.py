@@ -207,9 +207,11 @@ def matrix_fingerprint(A):
         return None
     h = hashlib.sha256()
     if sp.issparse(A):
-        C = sp.csr_array(A, dtype=np.float64, copy=True)
-        C.sum_duplicates()
-        C.sort_indices()
+        C = sp.csr_array(A, dtype=np.float64)  # noqa: N806
+        if not C.has_canonical_format:  # hash the canonical form, without touching A
+            C = C.copy()  # noqa: N806
+            C.sum_duplicates()
+            C.sort_indices()
         h.update(np.asarray(C.shape, dtype=np.int64).tobytes())
         for arr in (C.indptr.astype(np.int64), C.indices.astype(np.int64), C.data):
             h.update(np.ascontiguousarray(arr).tobytes())

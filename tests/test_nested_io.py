@@ -120,6 +120,32 @@ def test_wrong_matrix_is_refused(fitted):
         LearnedLU.load(path, A=_laplace(12))
 
 
+
+def test_the_fingerprint_is_of_the_canonical_matrix_and_leaves_it_alone(fitted):
+    # the same matrix with each row's entries reversed and split in two
+    # duplicates has the same fingerprint (a file loads against either form),
+    # and hashing modifies neither form
+    from learned_precond.io import matrix_fingerprint
+
+    A, _, path = fitted["cholesky"]
+    indptr, indices, data = [0], [], []
+    for i in range(A.shape[0]):
+        cols = A.indices[A.indptr[i]:A.indptr[i + 1]][::-1]
+        vals = A.data[A.indptr[i]:A.indptr[i + 1]][::-1]
+        indices += [*cols, *cols]
+        data += [*(vals / 4), *(3 * vals / 4)]
+        indptr.append(len(indices))
+    messy = sp.csr_array((np.array(data), np.array(indices), np.array(indptr)),
+                         shape=A.shape)
+    assert not messy.has_canonical_format
+    before = [x.copy() for x in (messy.indptr, messy.indices, messy.data)]
+    assert matrix_fingerprint(messy) == matrix_fingerprint(A)
+    for got, want in zip((messy.indptr, messy.indices, messy.data), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert matrix_fingerprint(A * 2.0) != matrix_fingerprint(A)
+    LearnedLU.load(path, A=messy)
+
+
 def test_truncated_file_is_refused(fitted, tmp_path):
     _, _, path = fitted["lu"]
     data = path.read_bytes()
