@@ -235,10 +235,12 @@ def test_tolerance_trades_memory_for_iterations():
     assert entries[0] > entries[1] > entries[2]
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("shape", [(90, 30), (30, 90)])
-def test_gram_row_space_matches_the_svd(shape):
+def test_gram_row_space_matches_the_svd(shape, compiled):
     # the couplings' truncation takes the Gram matrix's eigenvectors at
-    # tol >= GRAM_MIN_TOL: same rank and same subspace as the SVD's
+    # tol >= GRAM_MIN_TOL (compiled, or numpy's: the reference): same rank
+    # and same subspace as the SVD's
     from learned_precond._hierarchical import factorization as fz
 
     rng = np.random.default_rng(3)
@@ -248,15 +250,21 @@ def test_gram_row_space_matches_the_svd(shape):
     sv = 10.0 ** -np.linspace(0, 6, min(m, n))
     G = (U * sv) @ V.T
     for tol in (1e-2, 1e-4):
-        W, zero = fz._row_space(G, tol, 1000)
-        Ws, _ = fz._row_space(G, fz.GRAM_MIN_TOL / 10, 1000)  # the SVD path
+        W, zero = fz._row_space(G, tol, 1000, compiled)
+        Ws, _ = fz._row_space(G, fz.GRAM_MIN_TOL / 10, 1000, compiled)  # the SVD path
         k = int(np.count_nonzero(sv > tol))
         assert not zero and W.shape == (n, k)
         np.testing.assert_allclose(W.T @ W, np.eye(k), atol=1e-10)
         np.testing.assert_allclose(W @ W.T, V[:, :k] @ V[:, :k].T, atol=1e-8)
         assert Ws.shape[1] == int(np.count_nonzero(sv > fz.GRAM_MIN_TOL / 10))
-    W, zero = fz._row_space(np.zeros(shape), 1e-2, 1000)
+        capped, _ = fz._row_space(G, tol, 5, compiled)  # the rank bound
+        np.testing.assert_allclose(capped @ capped.T, V[:, :5] @ V[:, :5].T, atol=1e-8)
+    W, zero = fz._row_space(np.zeros(shape), 1e-2, 1000, compiled)
     assert zero and W.shape == (n, 0)
+    # a Fortran-ordered G (the fronts pass transposes): the same space
+    Wf, _ = fz._row_space(np.asfortranarray(G), 1e-2, 1000, compiled)
+    k = int(np.count_nonzero(sv > 1e-2))
+    np.testing.assert_allclose(Wf @ Wf.T, V[:, :k] @ V[:, :k].T, atol=1e-8)
 
 
 @pytest.mark.parametrize("rank", [150, 600])
