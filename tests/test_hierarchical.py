@@ -505,6 +505,8 @@ def test_a_plan_serves_every_factorization_of_its_matrix(make, symmetric):
                                           err_msg=name)
     with pytest.raises(ValueError, match="another tree"):
         hierarchical_factorization(A, nested_dissection(A, leaf_size=8), plan=plan)
+    with pytest.raises(ValueError, match="or matrix"):  # its values would be ignored
+        hierarchical_factorization(2.0 * A, tree, plan=plan)
     with pytest.raises(ValueError, match="does not separate"):
         factorization_plan(sp.csr_array(A[tree.perm][:, tree.perm]), tree)
 

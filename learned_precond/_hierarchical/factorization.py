@@ -681,12 +681,12 @@ class FactorizationPlan:
     numbering (:func:`permuted_csr`), the symbolic pass (boundaries,
     children, stack offsets) and the two-thread schedules. Training refactors
     the same matrix on the same tree several times; one plan
-    (:func:`factorization_plan`) serves them all. It holds ``A``'s values:
-    a plan is for one matrix.
+    (:func:`factorization_plan`) serves them all. It holds ``A``'s values,
+    so a plan serves only the matrix object it was made from (``matrix``).
     """
 
+    matrix: object
     tree: object
-    n: int
     mats: tuple
     ptr: np.ndarray
     boff: np.ndarray
@@ -723,7 +723,7 @@ def factorization_plan(A, tree):
         raise ValueError("the tree does not separate the graph of A (an entry joins two "
                          "nodes neither of which is the other's ancestor); pass A in its "
                          "original numbering, or build the tree from A with nested_dissection")
-    return FactorizationPlan(tree=tree, n=A.shape[0], mats=mats, ptr=ptr, boff=boff,
+    return FactorizationPlan(matrix=A, tree=tree, mats=mats, ptr=ptr, boff=boff,
                              bidx=bidx, cptr=cptr, cidx=cidx, soff=soff)
 
 
@@ -791,7 +791,8 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
         ``symmetric``).
     ValueError
         The tree is not a post-ordered nested dissection of A's graph
-        (:func:`factorization_plan`), or ``plan`` is another tree's.
+        (:func:`factorization_plan`), or ``plan`` was made for another tree or
+        matrix.
     """
     t_start = time.perf_counter()
     if dense_entries is None:
@@ -801,8 +802,9 @@ def hierarchical_factorization(A, tree, *, tol=1e-2, rank=None, symmetric=False,
           else np.asarray(probes, dtype=np.float64).reshape(n, -1)[tree.perm])
     if plan is None:
         plan = factorization_plan(A, tree)
-    elif plan.tree is not tree or plan.n != n:
-        raise ValueError("plan= was made for another tree or size; make it with "
+    elif plan.tree is not tree or plan.matrix is not A:
+        # the plan holds its matrix's values: another A would be ignored silently
+        raise ValueError("plan= was made for another tree or matrix; make it with "
                          "factorization_plan(A, tree) for this A and tree")
     mats = plan.mats
     T = tree.n_nodes
